@@ -1,0 +1,1 @@
+"""Code the HealthMesh services share. Nothing here opens a connection at import time."""

@@ -1,0 +1,124 @@
+"""Versioned event and command contracts carried on Kafka.
+
+Additive changes only within a version; a breaking change is a new model with a new `schema`.
+Every field has a description: it becomes the AsyncAPI text other teams read.
+"""
+
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+from healthmesh.common.units import UnitError, check_unit
+from healthmesh.common.vocabulary import METRICS
+
+ImportKind = Literal["apple_health", "csv", "cronometer", "myfitnesspal"]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+
+class CsvColumn(_Contract):
+    metric: str = Field(description="Unified metric id the column's values are, e.g. `steps`.")
+    unit: str = Field(description="Unit of the column's values; converted to the canonical unit.")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str) -> str:
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; GET /v1/metrics lists them")
+        return metric
+
+
+class CsvMapping(_Contract):
+    """How the columns of a generic CSV file become unified samples."""
+
+    timestamp: str = Field(description="Name of the column holding the date or date-time.")
+    format: str | None = Field(
+        None, description="strptime format of the timestamp column; ISO 8601 is tried first."
+    )
+    timezone: str | None = Field(
+        None, description="IANA zone for times without an offset; offsets in the data win."
+    )
+    columns: dict[str, CsvColumn] = Field(
+        description="Value columns by header name, each with its metric and unit.", min_length=1
+    )
+
+    @field_validator("columns")
+    @classmethod
+    def _units_fit_metrics(cls, columns: dict[str, CsvColumn]) -> dict[str, CsvColumn]:
+        for name, column in columns.items():
+            try:
+                check_unit(column.metric, column.unit)
+            except UnitError as exc:
+                raise ValueError(f"column {name!r}: {exc}") from None
+        return columns
+
+
+class ImportRequested(_Contract):
+    """Command to the file importers: parse an uploaded file and publish its raw batches."""
+
+    schema_: Literal["import_request.v1"] = Field(
+        "import_request.v1", alias="schema", description="Contract version."
+    )
+    import_id: UUID = Field(description="Id of the import, as returned by POST /v1/imports.")
+    user_id: UUID = Field(description="Owner of the file and of every sample it yields.")
+    kind: ImportKind = Field(description="File format.")
+    path: str = Field(description="Path of the file relative to the upload store.")
+    mapping: CsvMapping | None = Field(None, description="Column mapping, for kind=csv.")
+    requested_at: datetime = Field(description="When the upload finished.")
+
+
+class TimeWindow(_Contract):
+    start: datetime | None = Field(None, description="Start of the window the payload covers.")
+    end: datetime | None = Field(None, description="End of the window the payload covers.")
+
+
+class RawPayloadReceived(_Contract):
+    """A provider payload or file batch exactly as received, in an envelope (`raw.<source>`)."""
+
+    schema_: Literal["raw.v1"] = Field("raw.v1", alias="schema", description="Contract version.")
+    id: UUID = Field(description="Deterministic: UUIDv5 over source, user, resource, natural key.")
+    user_id: UUID = Field(description="Whose data this is; also the message key.")
+    source: str = Field(description="Provider or file source id, e.g. `oura`, `csv`.")
+    resource: str = Field(description="Which resource of the source, e.g. `daily_activity`, `rows`.")
+    fetched_at: datetime = Field(description="When the payload was fetched or parsed.")
+    window: TimeWindow = Field(default_factory=TimeWindow, description="Time range covered.")
+    import_id: UUID | None = Field(None, description="The file import this batch belongs to.")
+    payload: JsonValue = Field(description="The payload as received; for files, one batch.")
+
+
+class MetricSample(_Contract):
+    """One unified measurement, with its provenance."""
+
+    id: UUID = Field(description="Deterministic: UUIDv5 over the natural key.")
+    user_id: UUID = Field(description="Whose sample this is.")
+    metric: str = Field(description="Unified metric id (GET /v1/metrics).")
+    value: float = Field(description="Value in the metric's canonical unit.")
+    unit: str = Field(description="Canonical unit of the metric.")
+    source: str = Field(description="Source id the value came from.")
+    device: str | None = Field(None, description="Device or app that recorded it, if known.")
+    start: datetime = Field(description="Start, UTC.")
+    end: datetime = Field(description="End, UTC (equal to start for an instant).")
+    utc_offset_s: int = Field(description="Local UTC offset in seconds when it was recorded.")
+    source_record_id: str = Field("", description="The source's own id of the record, if any.")
+    quality: float = Field(1.0, description="0..1; low when implausible or doubtful.")
+    quality_reason: str | None = Field(None, description="Why the quality is low.")
+    raw_event_id: UUID = Field(description="Id of the raw event it was mapped from (lineage).")
+
+
+class MetricSampleChanged(_Contract):
+    """A unified sample was created, updated or deleted (`metrics.unified`, keyed by user)."""
+
+    schema_: Literal["metric.v1"] = Field("metric.v1", alias="schema", description="Version.")
+    event: Literal["created", "updated", "deleted"] = Field(description="What happened.")
+    revision: int = Field(description="1 on creation, +1 on every change of the sample.")
+    sample: MetricSample = Field(description="The sample as stored after the change.")
+    occurred_at: datetime = Field(description="When the change was committed.")
+
+
+def dump(event: _Contract) -> dict[str, Any]:
+    """JSON-ready dict with the wire names (`schema`, not `schema_`)."""
+    return event.model_dump(mode="json", by_alias=True)

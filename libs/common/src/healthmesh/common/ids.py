@@ -1,0 +1,34 @@
+"""Deterministic ids: the same data always gets the same id, so replays upsert instead of doubling."""
+
+import hashlib
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+HEALTHMESH_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://healthmesh.dev/ids")
+
+
+def content_hash(value: Any) -> str:
+    """SHA-256 over canonical JSON (sorted keys), stable across processes and runs."""
+    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def raw_event_id(source: str, user_id: uuid.UUID, resource: str, natural_key: str) -> uuid.UUID:
+    """Id of a raw payload: provider, user, resource and the payload's natural key or hash."""
+    return uuid.uuid5(HEALTHMESH_NAMESPACE, f"raw|{source}|{user_id}|{resource}|{natural_key}")
+
+
+def sample_id(
+    user_id: uuid.UUID,
+    metric: str,
+    source: str,
+    start: datetime,
+    end: datetime,
+    source_record_id: str,
+) -> uuid.UUID:
+    """Id of a unified sample, derived from its natural key."""
+    utc_start, utc_end = start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
+    key = f"sample|{user_id}|{metric}|{source}|{utc_start}|{utc_end}|{source_record_id}"
+    return uuid.uuid5(HEALTHMESH_NAMESPACE, key)

@@ -1,0 +1,51 @@
+"""Settings every service reads from its environment; each service extends `CommonSettings`."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/healthmesh"
+DEFAULT_KAFKA = "127.0.0.1:9092"
+
+SERVICE_PORTS = {
+    "gateway": 8000,
+    "auth": 8001,
+    "connectors": 8002,
+    "normalizer": 8003,
+    "preferences": 8004,
+}
+
+
+class CommonSettings(BaseSettings):
+    """Connection points and switches shared by all services (env prefix HEALTHMESH_)."""
+
+    model_config = SettingsConfigDict(env_prefix="HEALTHMESH_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "HEALTHMESH_DATABASE_URL"),
+    )
+    kafka_bootstrap_servers: str = Field(
+        DEFAULT_KAFKA,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "HEALTHMESH_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    topic_prefix: str = Field("", description="Prepended to every topic name (shared clusters, tests).")
+    host: str = "127.0.0.1"
+    port: int = 0
+    auth_url: str = f"http://127.0.0.1:{SERVICE_PORTS['auth']}"
+    preferences_url: str = f"http://127.0.0.1:{SERVICE_PORTS['preferences']}"
+    upload_dir: Path = Path(".data/uploads")
+    log_level: str = "INFO"
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "HEALTHMESH_OTLP_ENDPOINT"),
+    )
+
+    @model_validator(mode="after")
+    def _refuse_dev_defaults_in_production(self) -> "CommonSettings":
+        if self.environment == "production" and self.database_url == DEFAULT_DATABASE_URL:
+            raise ValueError("DATABASE_URL must be set explicitly in production")
+        return self

@@ -1,0 +1,56 @@
+"""Every Kafka topic HealthMesh uses, in one place. Messages are keyed by user id."""
+
+from dataclasses import dataclass
+
+IMPORTS_REQUESTED = "imports.requested"
+METRICS_UNIFIED = "metrics.unified"
+
+RAW_SOURCES = (
+    "csv",
+    "apple_health",
+    "cronometer",
+    "myfitnesspal",
+    "oura",
+    "whoop",
+    "fitbit",
+    "withings",
+    "strava",
+)
+
+
+def raw_topic(source: str) -> str:
+    return f"raw.{source}"
+
+
+def dlq_topic(topic: str) -> str:
+    return f"dlq.{topic}"
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names with the deployment's prefix applied (empty in production by default)."""
+
+    prefix: str = ""
+
+    def name(self, base: str) -> str:
+        return f"{self.prefix}{base}"
+
+    @property
+    def imports_requested(self) -> str:
+        return self.name(IMPORTS_REQUESTED)
+
+    @property
+    def metrics_unified(self) -> str:
+        return self.name(METRICS_UNIFIED)
+
+    def raw(self, source: str) -> str:
+        return self.name(raw_topic(source))
+
+    def dlq(self, base_topic: str) -> str:
+        """Dead-letter topic for an unprefixed base topic such as `raw.csv`."""
+        return self.name(dlq_topic(base_topic))
+
+    def all(self) -> list[str]:
+        raws = [raw_topic(s) for s in RAW_SOURCES]
+        bases = [IMPORTS_REQUESTED, METRICS_UNIFIED, *raws, *(dlq_topic(t) for t in raws)]
+        return [self.name(b) for b in bases]

@@ -1,0 +1,1 @@
+"""Runs HealthMesh on one machine and in tests: embedded PostgreSQL, Tansu, the services."""

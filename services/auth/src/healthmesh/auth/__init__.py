@@ -1,0 +1,1 @@
+"""HealthMesh auth service."""

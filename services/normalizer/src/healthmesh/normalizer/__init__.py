@@ -1,0 +1,1 @@
+"""HealthMesh normalizer service."""
