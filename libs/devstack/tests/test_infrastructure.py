@@ -1,6 +1,5 @@
 import asyncpg
 import pytest
-
 from healthmesh.common.broker import make_broker
 from healthmesh.common.topics import Topics
 from opentelemetry.sdk.trace import TracerProvider

@@ -44,7 +44,9 @@ class JwksVerifier:
     async def _refresh(self, force: bool) -> None:
         async with self._lock:
             now = time.monotonic()
-            if self._keys is not None and (not force or now - self._fetched_at < self._min_refetch_s):
+            if self._keys is not None and (
+                not force or now - self._fetched_at < self._min_refetch_s
+            ):
                 return
             response = await self._http.get(self._url, timeout=5.0)
             response.raise_for_status()

@@ -4,7 +4,6 @@ from importlib.resources.abc import Traversable
 
 import asyncpg
 import orjson
-
 from healthmesh.common.migrations import load_migrations, migrate
 
 

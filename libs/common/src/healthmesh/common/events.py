@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
-
 from healthmesh.common.units import UnitError, check_unit
 from healthmesh.common.vocabulary import METRICS
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 ImportKind = Literal["apple_health", "csv", "cronometer", "myfitnesspal"]
 
@@ -83,7 +82,9 @@ class RawPayloadReceived(_Contract):
     id: UUID = Field(description="Deterministic: UUIDv5 over source, user, resource, natural key.")
     user_id: UUID = Field(description="Whose data this is; also the message key.")
     source: str = Field(description="Provider or file source id, e.g. `oura`, `csv`.")
-    resource: str = Field(description="Which resource of the source, e.g. `daily_activity`, `rows`.")
+    resource: str = Field(
+        description="Which resource of the source, e.g. `daily_activity`, `rows`."
+    )
     fetched_at: datetime = Field(description="When the payload was fetched or parsed.")
     window: TimeWindow = Field(default_factory=TimeWindow, description="Time range covered.")
     import_id: UUID | None = Field(None, description="The file import this batch belongs to.")

@@ -6,11 +6,10 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from healthmesh.common.logging import get_logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as prometheus_text
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from healthmesh.common.logging import get_logger
 
 log = get_logger(__name__)
 
@@ -66,9 +65,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "error")
-        return JSONResponse(
-            error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers
-        )
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -80,7 +77,9 @@ def install_operations(app: FastAPI, service: str, checks: list[ReadinessCheck])
     """/healthz (alive), /readyz (every dependency answers) and /metrics (Prometheus)."""
     registry = CollectorRegistry()
     requests = Counter(
-        "http_requests_total", "HTTP requests", ["service", "method", "route", "status"],
+        "http_requests_total",
+        "HTTP requests",
+        ["service", "method", "route", "status"],
         registry=registry,
     )
     latency = Histogram(

@@ -30,9 +30,13 @@ class CommonSettings(BaseSettings):
     )
     kafka_bootstrap_servers: str = Field(
         DEFAULT_KAFKA,
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "HEALTHMESH_KAFKA_BOOTSTRAP_SERVERS"),
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "HEALTHMESH_KAFKA_BOOTSTRAP_SERVERS"
+        ),
     )
-    topic_prefix: str = Field("", description="Prepended to every topic name (shared clusters, tests).")
+    topic_prefix: str = Field(
+        "", description="Prepended to every topic name (shared clusters, tests)."
+    )
     host: str = "127.0.0.1"
     port: int = 0
     auth_url: str = f"http://127.0.0.1:{SERVICE_PORTS['auth']}"

@@ -1,7 +1,6 @@
 """OpenTelemetry tracing. Spans cross Kafka in message headers (FastStream's telemetry middleware)."""
 
 from fastapi import FastAPI
-from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.resources import Resource
@@ -19,8 +18,8 @@ def make_tracer_provider(service: str, otlp_endpoint: str | None) -> TracerProvi
 
 
 def install_tracing(app: FastAPI, provider: TracerProvider) -> None:
-    """Trace every HTTP request of `app` and make `provider` the process's tracer provider."""
-    trace.set_tracer_provider(provider)
+    """Trace every HTTP request of `app` with `provider` (passed explicitly, never set globally,
+    so several apps can live in one test process)."""
     FastAPIInstrumentor.instrument_app(
         app, tracer_provider=provider, excluded_urls="healthz,readyz,metrics"
     )

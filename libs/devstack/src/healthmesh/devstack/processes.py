@@ -72,7 +72,7 @@ def spawn(
         stdin=subprocess.DEVNULL,
         user=user,
         process_group=0,
-        preexec_fn=_die_with_parent(stop_signal),  # noqa: PLW1509
+        preexec_fn=_die_with_parent(stop_signal),
     )
     return ManagedProcess(name, popen, stop_signal, log_path, log)
 

@@ -17,7 +17,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 import pytest_asyncio
-
 from healthmesh.common.broker import create_topics
 from healthmesh.common.topics import Topics
 from healthmesh.devstack.processes import free_port

@@ -28,7 +28,7 @@ _stop_requested = False
 
 
 def _request_stop(signum: int, _: FrameType | None) -> None:
-    global _stop_requested  # noqa: PLW0603 - a signal handler has no other way to talk
+    global _stop_requested
     _stop_requested = True
 
 
@@ -54,13 +54,19 @@ def main() -> int:
         services = start_services(env, data_dir, _ports())
         for service in services:
             print(f"  {service.name:<12} {service.url}", flush=True)
-        print(f"HealthMesh is up in {elapsed(started)}: http://127.0.0.1:{_ports()['gateway']}/docs"
-              " - Ctrl-C stops it", flush=True)
+        print(
+            f"HealthMesh is up in {elapsed(started)}: http://127.0.0.1:{_ports()['gateway']}/docs"
+            " - Ctrl-C stops it",
+            flush=True,
+        )
         while not _stop_requested:
             dead = [s for s in services if not s.process.alive()]
             if dead:
-                print(f"{dead[0].name} exited; stopping (see {dead[0].process.log_path})",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"{dead[0].name} exited; stopping (see {dead[0].process.log_path})",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return 1
             time.sleep(0.5)
         print("stopping...", flush=True)

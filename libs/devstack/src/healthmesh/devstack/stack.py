@@ -39,9 +39,7 @@ def start_infrastructure(
     """Use DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS when set, else start the embedded ones."""
     logs = data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    infra = Infrastructure(
-        env.get("DATABASE_URL", ""), env.get("KAFKA_BOOTSTRAP_SERVERS", "")
-    )
+    infra = Infrastructure(env.get("DATABASE_URL", ""), env.get("KAFKA_BOOTSTRAP_SERVERS", ""))
     try:
         if not infra.database_url:
             infra.processes.append(
@@ -81,9 +79,7 @@ def service_env(
     return env
 
 
-def start_service(
-    name: str, env: Mapping[str, str], port: int, log_dir: Path
-) -> Service:
+def start_service(name: str, env: Mapping[str, str], port: int, log_dir: Path) -> Service:
     process = spawn(
         name,
         [sys.executable, "-m", f"healthmesh.{name}"],

@@ -1,8 +1,7 @@
 """Settings of the auth service (env prefix HEALTHMESH_)."""
 
-from pydantic import Field
-
 from healthmesh.common.settings import CommonSettings
+from pydantic import Field
 
 
 class Settings(CommonSettings):

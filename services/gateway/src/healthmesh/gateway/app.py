@@ -1,0 +1,80 @@
+"""The gateway: the public REST API (../shared/API.md).
+
+Table of contents: `create_app` opens the pool (its own schema migrated), the HTTP client for
+auth and preferences, the JWKS verifier, the broker and the outbox relay that publishes import
+requests, then mounts the routes: identity, imports, metrics, preferences.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.resources import files
+
+import httpx
+from fastapi import FastAPI
+from healthmesh.common.access_tokens import JwksVerifier
+from healthmesh.common.broker import make_broker
+from healthmesh.common.db import apply_migrations, open_pool
+from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.outbox import Outbox
+from healthmesh.common.telemetry import install_tracing, make_tracer_provider
+from healthmesh.gateway.routes import identity, imports, metrics, preferences
+from healthmesh.gateway.settings import Settings
+
+SERVICE = "gateway"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    tracer_provider = make_tracer_provider(SERVICE, settings.otel_exporter_otlp_endpoint)
+    broker = make_broker(settings.kafka_bootstrap_servers, tracer_provider)
+    outbox = Outbox("gateway")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        pool = await open_pool(settings.database_url)
+        http = httpx.AsyncClient()
+        relay: asyncio.Task[None] | None = None
+        try:
+            await apply_migrations(pool, "gateway", files("healthmesh.gateway") / "migrations")
+            app.state.pool = pool
+            app.state.http = http
+            app.state.verifier = JwksVerifier(http, f"{settings.auth_url}/.well-known/jwks.json")
+            await broker.start()
+            relay = asyncio.create_task(outbox.relay_forever(pool, broker))
+            yield
+        finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+            await broker.stop()
+            await http.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="HealthMesh API",
+        version="1",
+        description="One REST API over every connected health-data source.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.outbox = outbox
+    for module in (identity, imports, metrics, preferences):
+        app.include_router(module.router)
+    install_error_handlers(app)
+
+    async def database() -> None:
+        await app.state.pool.fetchval("SELECT 1")
+
+    async def kafka() -> None:
+        if not await broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka broker unreachable")
+
+    async def auth_keys() -> None:
+        answer = await app.state.http.get(f"{settings.auth_url}/.well-known/jwks.json", timeout=2)
+        answer.raise_for_status()
+
+    install_operations(app, SERVICE, [database, kafka, auth_keys])
+    install_tracing(app, tracer_provider)
+    return app

@@ -1,0 +1,61 @@
+"""FastAPI dependencies of the gateway, as `Annotated` aliases: the caller, the pool, clients."""
+
+from typing import Annotated
+
+import asyncpg
+import httpx
+from fastapi import Depends, Request
+from healthmesh.common.access_tokens import Caller, InvalidToken, JwksVerifier
+from healthmesh.common.http import ApiError
+from healthmesh.common.outbox import Outbox
+from healthmesh.common.topics import Topics
+from healthmesh.gateway.settings import Settings
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _pool(request: Request) -> asyncpg.Pool:
+    pool: asyncpg.Pool = request.app.state.pool
+    return pool
+
+
+def _http(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.http
+    return client
+
+
+def _outbox(request: Request) -> Outbox:
+    outbox: Outbox = request.app.state.outbox
+    return outbox
+
+
+def _topics(request: Request) -> Topics:
+    return Topics(_settings(request).topic_prefix)
+
+
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "missing bearer token")
+    return token.strip()
+
+
+async def _current_user(request: Request) -> Caller:
+    verifier: JwksVerifier = request.app.state.verifier
+    try:
+        return await verifier.verify(bearer_token(request))
+    except InvalidToken as exc:
+        raise ApiError(401, "unauthorized", str(exc)) from None
+    except httpx.HTTPError:
+        raise ApiError(503, "unavailable", "cannot reach the auth service's keys") from None
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+Db = Annotated[asyncpg.Pool, Depends(_pool)]
+Http = Annotated[httpx.AsyncClient, Depends(_http)]
+OutboxDep = Annotated[Outbox, Depends(_outbox)]
+TopicsDep = Annotated[Topics, Depends(_topics)]
+CurrentUser = Annotated[Caller, Depends(_current_user)]

@@ -1,0 +1,97 @@
+"""File imports as the client sees them: validating an upload before anything is queued, and
+the import's status computed from the importers' and the normalizer's progress."""
+
+import csv
+import io
+from datetime import datetime
+from pathlib import Path
+from typing import Any, get_args
+
+import orjson
+from healthmesh.common.events import CsvMapping, ImportKind
+from healthmesh.common.http import ApiError
+from pydantic import ValidationError
+
+KINDS = get_args(ImportKind)
+AVAILABLE_KINDS = ("csv",)
+MAX_ERRORS_SHOWN = 100
+
+
+def check_kind(kind: str | None) -> str:
+    if not kind:
+        raise ApiError(422, "invalid_request", f"form field 'kind' is required: one of {KINDS}")
+    if kind not in KINDS:
+        raise ApiError(422, "unknown_kind", f"unknown kind {kind!r}: expected one of {KINDS}")
+    if kind not in AVAILABLE_KINDS:
+        raise ApiError(422, "kind_not_available", f"imports of kind {kind!r} are not available yet")
+    return kind
+
+
+def parse_mapping(text: str | None) -> CsvMapping:
+    if not text:
+        raise ApiError(422, "invalid_request", "kind=csv needs a 'mapping' (JSON)")
+    try:
+        return CsvMapping.model_validate(orjson.loads(text))
+    except orjson.JSONDecodeError:
+        raise ApiError(422, "invalid_mapping", "'mapping' is not valid JSON") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ApiError(422, "invalid_mapping", f"mapping {where}: {first['msg']}") from None
+
+
+def check_csv_header(path: Path, mapping: CsvMapping) -> None:
+    """Refuse a file whose header lacks a column the mapping names (nothing gets queued)."""
+    with path.open("rb") as raw:
+        head = raw.read(64 * 1024)
+    if not head.strip():
+        raise ApiError(422, "unreadable_file", "the file is empty")
+    try:
+        first_line = head.decode("utf-8-sig").splitlines()[0]
+    except UnicodeDecodeError:
+        raise ApiError(422, "unreadable_file", "the file is not UTF-8 text") from None
+    header = next(csv.reader(io.StringIO(first_line)), [])
+    missing = [c for c in (mapping.timestamp, *mapping.columns) if c not in header]
+    if missing:
+        raise ApiError(
+            422,
+            "invalid_mapping",
+            f"the mapping names columns the file does not have: {', '.join(missing)} "
+            f"(header: {', '.join(header)})",
+        )
+
+
+def import_view(row: dict[str, Any]) -> dict[str, Any]:
+    """The answer of GET /v1/imports/{id}: `done` only once every published batch is committed."""
+    parse_status = row["parse_status"]
+    published = row["batches_published"] or 0
+    committed = row["batches_committed"] or 0
+    all_committed = committed >= published
+    if parse_status is None:
+        status = "queued"
+    elif parse_status == "parsed" and all_committed:
+        status = "done"
+    elif parse_status == "failed" and all_committed:
+        status = "failed"
+    else:
+        status = "running"
+    errors = [*(row["parse_errors"] or []), *(row["map_errors"] or [])][:MAX_ERRORS_SHOWN]
+    finished: datetime | None = None
+    if status in ("done", "failed"):
+        candidates = [t for t in (row["parse_finished_at"], row["last_committed_at"]) if t]
+        finished = max(candidates) if candidates else None
+    return {
+        "id": str(row["id"]),
+        "kind": row["kind"],
+        "filename": row["filename"],
+        "status": status,
+        "bytes_total": row["bytes_total"],
+        "bytes_read": row["bytes_read"] or 0,
+        "records_seen": row["records_seen"] or 0,
+        "records_imported": row["records_imported"] or 0,
+        "records_rejected": row["records_rejected"] or 0,
+        "errors": errors,
+        "created_at": row["created_at"].isoformat(),
+        "started_at": row["parse_started_at"].isoformat() if row["parse_started_at"] else None,
+        "finished_at": finished.isoformat() if finished else None,
+    }

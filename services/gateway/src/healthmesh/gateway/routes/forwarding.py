@@ -1,0 +1,29 @@
+"""Forwarding a client's call to the service that owns the answer (auth, preferences)."""
+
+import httpx
+from fastapi import Request, Response
+from healthmesh.common.http import ApiError
+
+_PASSED_HEADERS = ("authorization", "content-type", "accept", "if-none-match")
+
+
+async def forward(
+    request: Request, client: httpx.AsyncClient, base_url: str, path: str
+) -> Response:
+    headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+    try:
+        upstream = await client.request(
+            request.method,
+            f"{base_url.rstrip('/')}{path}",
+            content=await request.body(),
+            headers=headers,
+            params=request.query_params,
+            timeout=10.0,
+        )
+    except httpx.HTTPError:
+        raise ApiError(503, "unavailable", "an internal service did not answer") from None
+    return Response(
+        upstream.content,
+        status_code=upstream.status_code,
+        media_type=upstream.headers.get("content-type"),
+    )

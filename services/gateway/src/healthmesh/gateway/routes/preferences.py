@@ -1,0 +1,39 @@
+"""Preferences: owned by the preferences service, reached through the gateway."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from healthmesh.gateway.deps import Http, SettingsDep
+from healthmesh.gateway.routes.forwarding import forward
+
+router = APIRouter(tags=["preferences"])
+
+
+@router.get("/v1/preferences")
+async def get_preferences(request: Request, http: Http, settings: SettingsDep) -> Response:
+    """Source priority per category, with fallback, and per-metric overrides."""
+    return await forward(request, http, settings.preferences_url, "/v1/preferences")
+
+
+@router.put("/v1/preferences/overrides/{metric}")
+async def put_override(
+    metric: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
+    request: Request,
+    http: Http,
+    settings: SettingsDep,
+) -> Response:
+    """Set the source order for one metric."""
+    return await forward(
+        request, http, settings.preferences_url, f"/v1/preferences/overrides/{metric}"
+    )
+
+
+@router.put("/v1/preferences/{category}")
+async def put_category(
+    category: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
+    request: Request,
+    http: Http,
+    settings: SettingsDep,
+) -> Response:
+    """Set the source order and fallback for one category."""
+    return await forward(request, http, settings.preferences_url, f"/v1/preferences/{category}")

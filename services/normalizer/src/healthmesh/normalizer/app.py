@@ -1,0 +1,103 @@
+"""The normalizer: consumes raw.*, writes unified samples, publishes metrics.unified.
+
+Table of contents: `create_app` wires the pool (migrations applied), the broker with one batch
+subscriber over every raw topic (offsets committed by hand, after the database commit), and the
+outbox relay that publishes committed changes.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.resources import files
+
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from healthmesh.common.broker import make_broker
+from healthmesh.common.db import apply_migrations, open_pool
+from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.logging import get_logger
+from healthmesh.common.outbox import Outbox
+from healthmesh.common.telemetry import install_tracing, make_tracer_provider
+from healthmesh.common.topics import RAW_SOURCES, Topics
+from healthmesh.normalizer.handlers import RawHandler, RawMessage
+from healthmesh.normalizer.mapping import mappers
+from healthmesh.normalizer.settings import Settings
+
+SERVICE = "normalizer"
+log = get_logger(__name__)
+
+
+def subscribe_raw(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None:
+    topics = Topics(settings.topic_prefix)
+
+    @broker.subscriber(
+        *(topics.raw(source) for source in RAW_SOURCES),
+        group_id=settings.consumer_group,
+        batch=True,
+        max_records=settings.batch_max_records,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_raw(msg: KafkaMessage) -> None:
+        """Offsets are committed only after the batch's transaction committed; on failure the
+        batch is rewound and comes back."""
+        handler: RawHandler = app.state.handler
+        records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
+        messages = [
+            RawMessage(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records
+        ]
+        try:
+            dead_letters = await handler.handle(messages)
+            for letter in dead_letters:
+                await broker.publish(letter.payload, topic=letter.topic, key=letter.key)
+                log.warning("dead-lettered", topic=letter.topic, reason=letter.payload["reason"])
+        except Exception:
+            log.exception("batch failed; rewinding to retry", size=len(messages))
+            await msg.nack()
+            await asyncio.sleep(1.0)
+            return
+        await msg.ack()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    tracer_provider = make_tracer_provider(SERVICE, settings.otel_exporter_otlp_endpoint)
+    broker = make_broker(settings.kafka_bootstrap_servers, tracer_provider)
+    outbox = Outbox("normalizer")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await open_pool(settings.database_url)
+        relay: asyncio.Task[None] | None = None
+        try:
+            await apply_migrations(
+                pool, "normalizer", files("healthmesh.normalizer") / "migrations"
+            )
+            app.state.pool = pool
+            app.state.handler = RawHandler(pool, outbox, Topics(settings.topic_prefix), mappers())
+            await broker.start()
+            relay = asyncio.create_task(outbox.relay_forever(pool, broker))
+            yield
+        finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+            await broker.stop()
+            await pool.close()
+
+    app = FastAPI(title="HealthMesh normalizer", lifespan=lifespan)
+    subscribe_raw(broker, settings, app)
+    install_error_handlers(app)
+
+    async def database() -> None:
+        await app.state.pool.fetchval("SELECT 1")
+
+    async def kafka() -> None:
+        if not await broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka broker unreachable")
+
+    install_operations(app, SERVICE, [database, kafka])
+    install_tracing(app, tracer_provider)
+    app.state.broker = broker
+    return app

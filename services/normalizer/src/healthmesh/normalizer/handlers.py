@@ -1,0 +1,167 @@
+"""Handling one batch of raw messages: validate, map (pure), write in one transaction.
+
+What cannot be read or mapped becomes a dead letter with its reason; the rest of the batch goes
+through. A database error caused by one message's data (a poison message) is isolated by
+retrying the batch message by message, so it never stalls its partition. Any other failure
+(database unreachable) raises, and the caller rewinds the batch to be delivered again.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from healthmesh.common.events import MetricSampleChanged, RawPayloadReceived, dump
+from healthmesh.common.logging import get_logger
+from healthmesh.common.outbox import Outbox, OutboxMessage
+from healthmesh.common.topics import Topics
+from healthmesh.normalizer import db
+from healthmesh.normalizer.mapping import Mapper, MappingResult, UnmappablePayload, map_payload
+from pydantic import ValidationError
+
+log = get_logger(__name__)
+
+MAX_ERRORS_PER_BATCH = 100
+_POISON_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
+@dataclass(frozen=True)
+class RawMessage:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    key: bytes
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Mapped:
+    message: RawMessage
+    envelope: RawPayloadReceived
+    result: MappingResult
+
+
+class RawHandler:
+    def __init__(
+        self, pool: asyncpg.Pool, outbox: Outbox, topics: Topics, mappers: dict[str, Mapper]
+    ) -> None:
+        self._pool = pool
+        self._outbox = outbox
+        self._topics = topics
+        self._mappers = mappers
+
+    async def handle(self, messages: list[RawMessage]) -> list[DeadLetter]:
+        """Commit what maps; return dead letters for the rest (to publish before acking)."""
+        mapped: list[_Mapped] = []
+        dead: list[tuple[RawMessage, str, RawPayloadReceived | None]] = []
+        for message in messages:
+            envelope = None
+            try:
+                envelope = RawPayloadReceived.model_validate_json(message.value)
+                mapped.append(_Mapped(message, envelope, map_payload(envelope, self._mappers)))
+            except ValidationError as exc:
+                dead.append((message, f"not a raw.v1 envelope: {_first_error(exc)}", None))
+            except UnmappablePayload as exc:
+                dead.append((message, str(exc), envelope))
+            except Exception as exc:  # a mapper bug must not stall the partition either
+                log.exception("mapper failed", topic=message.topic, offset=message.offset)
+                dead.append((message, f"mapper error: {type(exc).__name__}: {exc}", envelope))
+        try:
+            await self._write(mapped, dead)
+        except _POISON_ERRORS:
+            log.warning("batch rejected by the database; isolating the poison message")
+            for item in mapped:
+                try:
+                    await self._write([item], [])
+                except _POISON_ERRORS as exc:
+                    dead.append((item.message, f"database refused: {exc}", item.envelope))
+            await self._write([], dead)
+        return [self._dead_letter(m, reason) for m, reason, _ in dead]
+
+    async def _write(
+        self,
+        mapped: list[_Mapped],
+        dead: list[tuple[RawMessage, str, RawPayloadReceived | None]],
+    ) -> None:
+        samples = [s for item in mapped for s in item.result.samples]
+        batches = [_import_batch(m.envelope, m.result) for m in mapped if m.envelope.import_id]
+        batches += [_failed_import_batch(e, reason) for _, reason, e in dead if e and e.import_id]
+        async with self._pool.acquire() as conn, conn.transaction():
+            changed = await db.upsert_samples(conn, samples)
+            await db.record_import_batches(conn, batches)
+            now = datetime.now(UTC)
+            await self._outbox.add(
+                conn,
+                [
+                    OutboxMessage(
+                        topic=self._topics.metrics_unified,
+                        key=str(c.sample.user_id).encode(),
+                        payload=dump(
+                            MetricSampleChanged(
+                                event="created" if c.created else "updated",
+                                revision=c.revision,
+                                sample=c.sample,
+                                occurred_at=now,
+                            )
+                        ),
+                    )
+                    for c in changed
+                ],
+            )
+        if changed:
+            self._outbox.wakeup.set()
+
+    def _dead_letter(self, message: RawMessage, reason: str) -> DeadLetter:
+        base_topic = message.topic.removeprefix(self._topics.prefix)
+        return DeadLetter(
+            topic=self._topics.dlq(base_topic),
+            key=message.key or b"",
+            payload={
+                "reason": reason,
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "original": message.value.decode("utf-8", errors="replace"),
+            },
+        )
+
+
+def _import_batch(envelope: RawPayloadReceived, result: MappingResult) -> db.ImportBatch:
+    assert envelope.import_id is not None
+    return db.ImportBatch(
+        import_id=envelope.import_id,
+        raw_event_id=envelope.id,
+        user_id=envelope.user_id,
+        records_imported=result.records_imported,
+        records_rejected=result.records_rejected,
+        errors=[
+            {"where": r.where, "reason": r.reason} for r in result.rejections[:MAX_ERRORS_PER_BATCH]
+        ],
+    )
+
+
+def _failed_import_batch(envelope: RawPayloadReceived, reason: str) -> db.ImportBatch:
+    assert envelope.import_id is not None
+    payload = envelope.payload
+    rows = payload.get("rows") if isinstance(payload, dict) else None
+    return db.ImportBatch(
+        import_id=envelope.import_id,
+        raw_event_id=envelope.id,
+        user_id=envelope.user_id,
+        records_imported=0,
+        records_rejected=len(rows) if isinstance(rows, list) else 1,
+        errors=[{"where": f"batch {envelope.id}", "reason": reason}],
+    )
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"])
+    return f"{where}: {error['msg']}" if where else str(error["msg"])
