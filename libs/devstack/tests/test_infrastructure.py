@@ -1,8 +1,9 @@
 import asyncpg
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
 from healthmesh.common.broker import make_broker
 from healthmesh.common.topics import Topics
-from opentelemetry.sdk.trace import TracerProvider
 
 pytestmark = pytest.mark.integration
 
@@ -11,7 +12,8 @@ async def test_each_test_gets_an_empty_database_of_its_own(database_url: str) ->
     conn = await asyncpg.connect(database_url)
     try:
         tables = await conn.fetchval(
-            "SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+            "SELECT count(*) FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
         )
         assert tables == 0
         assert (await conn.fetchval("SELECT current_database()")).startswith("test_")

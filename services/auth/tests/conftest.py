@@ -3,6 +3,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+
 from healthmesh.auth.app import create_app
 from healthmesh.auth.settings import Settings
 

@@ -7,13 +7,14 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
 from healthmesh.auth.app import create_app
 from healthmesh.auth.settings import Settings
 from healthmesh.auth.signing_keys import SigningKeys
 from healthmesh.auth.tokens import access_claims, sign_access_token
 from healthmesh.common.access_tokens import JwksVerifier
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,5 @@
 import pytest
+
 from healthmesh.auth.passwords import MIN_LENGTH, Passwords, password_problem
 
 

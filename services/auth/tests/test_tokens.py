@@ -2,6 +2,9 @@ import time
 from uuid import uuid4
 
 import pytest
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
 from healthmesh.auth.signing_keys import SigningKeys, generate_signing_key, import_signing_key
 from healthmesh.auth.tokens import (
     LEEWAY_S,
@@ -12,8 +15,6 @@ from healthmesh.auth.tokens import (
     verify_access_token,
 )
 from healthmesh.common.access_tokens import AUDIENCE, ISSUER, InvalidToken
-from joserfc import jwt
-from joserfc.jwk import KeySet, RSAKey
 
 
 @pytest.fixture(scope="module")

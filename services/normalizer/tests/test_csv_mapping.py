@@ -27,8 +27,10 @@ def envelope(rows: list[dict[str, object]], **mapping: object) -> RawPayloadRece
 
 def test_a_date_row_covers_the_local_day_of_the_mapping_timezone() -> None:
     result = map_rows(
-        envelope([{"row": 2, "values": {"Date": "2024-03-12", "Steps": "8123"}}],
-                 timezone="Europe/Berlin")
+        envelope(
+            [{"row": 2, "values": {"Date": "2024-03-12", "Steps": "8123"}}],
+            timezone="Europe/Berlin",
+        )
     )
     [sample] = result.samples
     assert sample.value == 8123
@@ -40,8 +42,9 @@ def test_a_date_row_covers_the_local_day_of_the_mapping_timezone() -> None:
 
 def test_a_dst_day_is_23_hours_long_and_still_one_sample() -> None:
     result = map_rows(
-        envelope([{"row": 2, "values": {"Date": "2024-03-31", "Steps": "10"}}],
-                 timezone="Europe/Berlin")
+        envelope(
+            [{"row": 2, "values": {"Date": "2024-03-31", "Steps": "10"}}], timezone="Europe/Berlin"
+        )
     )
     [sample] = result.samples
     assert (sample.end - sample.start).total_seconds() == 23 * 3600
@@ -78,8 +81,10 @@ def test_bad_rows_are_rejected_one_by_one_and_the_rest_imported() -> None:
 
 def test_offsets_in_the_data_win_over_the_mapping_timezone() -> None:
     result = map_rows(
-        envelope([{"row": 2, "values": {"Date": "2024-03-12T07:15:00-07:00", "Steps": "1"}}],
-                 timezone="Europe/Berlin")
+        envelope(
+            [{"row": 2, "values": {"Date": "2024-03-12T07:15:00-07:00", "Steps": "1"}}],
+            timezone="Europe/Berlin",
+        )
     )
     [sample] = result.samples
     assert sample.start == datetime(2024, 3, 12, 14, 15, tzinfo=UTC)

@@ -25,8 +25,9 @@ pytestmark = pytest.mark.integration
 MAPPING = {"timestamp": "Date", "columns": {"Steps": {"metric": "steps", "unit": "count"}}}
 
 
-def csv_envelope(user: uuid.UUID, rows: list[tuple[str, str]], import_id: uuid.UUID | None = None
-                 ) -> dict[str, Any]:
+def csv_envelope(
+    user: uuid.UUID, rows: list[tuple[str, str]], import_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     return dump(
         RawPayloadReceived(
             id=uuid.uuid4(),
@@ -38,7 +39,8 @@ def csv_envelope(user: uuid.UUID, rows: list[tuple[str, str]], import_id: uuid.U
             payload={
                 "mapping": MAPPING,
                 "rows": [
-                    {"row": i + 2, "values": {"Date": d, "Steps": v}} for i, (d, v) in enumerate(rows)
+                    {"row": i + 2, "values": {"Date": d, "Steps": v}}
+                    for i, (d, v) in enumerate(rows)
                 ],
             },
         )
@@ -76,14 +78,18 @@ async def publish(kafka_bootstrap_servers: str) -> AsyncIterator[Any]:
 async def count_samples(database_url: str, user: uuid.UUID) -> int:
     conn = await asyncpg.connect(database_url)
     try:
-        return int(await conn.fetchval(
-            "SELECT count(*) FROM normalizer.samples WHERE user_id = $1", user))
+        return int(
+            await conn.fetchval("SELECT count(*) FROM normalizer.samples WHERE user_id = $1", user)
+        )
     finally:
         await conn.close()
 
 
 async def test_samples_are_stored_and_announced_once_even_when_replayed(
-    normalizer: FastAPI, publish: Any, topics: Topics, database_url: str,
+    normalizer: FastAPI,
+    publish: Any,
+    topics: Topics,
+    database_url: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     user = uuid.uuid4()
@@ -105,7 +111,10 @@ async def test_samples_are_stored_and_announced_once_even_when_replayed(
 
 
 async def test_an_unreadable_message_goes_to_the_dlq_and_the_rest_goes_through(
-    normalizer: FastAPI, publish: Any, topics: Topics, database_url: str,
+    normalizer: FastAPI,
+    publish: Any,
+    topics: Topics,
+    database_url: str,
     kafka_bootstrap_servers: str,
 ) -> None:
     user = uuid.uuid4()
@@ -121,7 +130,10 @@ async def test_an_unreadable_message_goes_to_the_dlq_and_the_rest_goes_through(
 
 
 async def test_a_failed_transaction_rewinds_and_the_batch_comes_back(
-    normalizer: FastAPI, publish: Any, topics: Topics, database_url: str,
+    normalizer: FastAPI,
+    publish: Any,
+    topics: Topics,
+    database_url: str,
 ) -> None:
     """Offsets are committed after the database commit: while the table is unreachable the
     message is not lost, and once it is back the message is processed."""
@@ -139,7 +151,10 @@ async def test_a_failed_transaction_rewinds_and_the_batch_comes_back(
 
 
 async def test_import_batches_are_counted_once(
-    normalizer: FastAPI, publish: Any, topics: Topics, database_url: str,
+    normalizer: FastAPI,
+    publish: Any,
+    topics: Topics,
+    database_url: str,
 ) -> None:
     user, import_id = uuid.uuid4(), uuid.uuid4()
     body = csv_envelope(user, [("2024-03-01", "1"), ("2024-03-02", "x")], import_id)
@@ -150,7 +165,8 @@ async def test_import_batches_are_counted_once(
     conn = await asyncpg.connect(database_url)
     try:
         row = await conn.fetchrow(
-            "SELECT * FROM normalizer.import_progress_v1 WHERE import_id = $1", import_id)
+            "SELECT * FROM normalizer.import_progress_v1 WHERE import_id = $1", import_id
+        )
     finally:
         await conn.close()
     assert (row["batches_committed"], row["records_imported"], row["records_rejected"]) == (1, 1, 1)

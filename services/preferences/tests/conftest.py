@@ -5,11 +5,12 @@ from uuid import UUID
 import httpx
 import pytest
 from fastapi import FastAPI
+from joserfc import jwt
+from joserfc.jwk import RSAKey
+
 from healthmesh.common.access_tokens import AUDIENCE, ISSUER, JwksVerifier
 from healthmesh.preferences.app import create_app
 from healthmesh.preferences.settings import Settings
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 
 JWKS_URL = "http://auth.test/.well-known/jwks.json"
 

@@ -4,9 +4,10 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from joserfc.jwk import RSAKey
+
 from healthmesh.preferences.app import create_app
 from healthmesh.preferences.settings import Settings
-from joserfc.jwk import RSAKey
 
 pytestmark = pytest.mark.integration
 

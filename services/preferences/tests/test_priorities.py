@@ -1,4 +1,5 @@
 import pytest
+
 from healthmesh.preferences.priorities import (
     PreferenceError,
     Priority,

@@ -4,6 +4,7 @@ Producers wait for every in-sync replica (acks=all) so "published" means durable
 transactions or idempotent producer are used (the embedded broker has neither).
 """
 
+import contextlib
 import logging
 
 from faststream.kafka import KafkaBroker
@@ -33,11 +34,9 @@ async def create_topics(bootstrap_servers: str, topics: list[str], partitions: i
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
+            with contextlib.suppress(TopicAlreadyExistsError):  # a concurrent creator won
                 await admin.create_topics(
                     [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
                 )
-            except TopicAlreadyExistsError:
-                pass
     finally:
         await admin.close()

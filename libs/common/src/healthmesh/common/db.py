@@ -4,6 +4,7 @@ from importlib.resources.abc import Traversable
 
 import asyncpg
 import orjson
+
 from healthmesh.common.migrations import load_migrations, migrate
 
 

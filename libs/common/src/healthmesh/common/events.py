@@ -8,9 +8,10 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
 from healthmesh.common.units import UnitError, check_unit
 from healthmesh.common.vocabulary import METRICS
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 ImportKind = Literal["apple_health", "csv", "cronometer", "myfitnesspal"]
 
@@ -118,6 +119,17 @@ class MetricSampleChanged(_Contract):
     revision: int = Field(description="1 on creation, +1 on every change of the sample.")
     sample: MetricSample = Field(description="The sample as stored after the change.")
     occurred_at: datetime = Field(description="When the change was committed.")
+
+
+class DeadLettered(_Contract):
+    """A message that could not be processed, with why (`dlq.<topic>`, keyed like the original)."""
+
+    schema_: Literal["dlq.v1"] = Field("dlq.v1", alias="schema", description="Contract version.")
+    reason: str = Field(description="Why the message was refused, for a human.")
+    topic: str = Field(description="Topic the message was read from.")
+    partition: int = Field(description="Partition it was read from.")
+    offset: int = Field(description="Its offset there: replay it from here once fixed.")
+    original: str = Field(description="The original message value (UTF-8, invalid bytes replaced).")
 
 
 def dump(event: _Contract) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from healthmesh.common.logging import get_logger
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as prometheus_text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from healthmesh.common.logging import get_logger
 
 log = get_logger(__name__)
 

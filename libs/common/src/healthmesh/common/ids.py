@@ -1,4 +1,4 @@
-"""Deterministic ids: the same data always gets the same id, so replays upsert instead of doubling."""
+"""Deterministic ids: the same data always gets the same id, so replays upsert, never double."""
 
 import hashlib
 import uuid

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 
 import asyncpg
+
 from healthmesh.common.logging import get_logger
 
 _NAME = re.compile(r"^(\d{3,})_[a-z0-9_]+\.sql$")

@@ -7,6 +7,7 @@ Each service keeps its own `<schema>.outbox` table (id bigserial, topic, key, pa
 """
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 from faststream.kafka import KafkaBroker
+
 from healthmesh.common.logging import get_logger
 
 log = get_logger(__name__)
@@ -88,8 +90,6 @@ class Outbox:
                 published = 0
                 await asyncio.sleep(idle_poll_s)
             if published == 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wakeup.wait(), timeout=idle_poll_s)
-                except TimeoutError:
-                    pass
                 self.wakeup.clear()

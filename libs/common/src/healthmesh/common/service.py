@@ -2,6 +2,7 @@
 
 import uvicorn
 from fastapi import FastAPI
+
 from healthmesh.common.logging import configure_logging
 from healthmesh.common.settings import SERVICE_PORTS, CommonSettings
 

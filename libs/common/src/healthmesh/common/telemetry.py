@@ -1,4 +1,4 @@
-"""OpenTelemetry tracing. Spans cross Kafka in message headers (FastStream's telemetry middleware)."""
+"""OpenTelemetry tracing; spans cross Kafka in message headers (FastStream's middleware)."""
 
 from fastapi import FastAPI
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

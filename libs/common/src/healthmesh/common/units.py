@@ -3,6 +3,7 @@
 from functools import cache
 
 import pint
+
 from healthmesh.common.vocabulary import metric_def
 
 # Spellings seen in exports and mappings that pint does not know, mapped to pint's names.

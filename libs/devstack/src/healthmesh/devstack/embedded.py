@@ -65,7 +65,7 @@ def start_postgres(
     user = _prepare_for_system_user(data_dir) if is_root() else None
     bin_dir = _pg_bin()
     if not (data_dir / "PG_VERSION").exists():
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             [
                 str(bin_dir / "initdb"),
                 "-D",
@@ -113,7 +113,7 @@ def start_postgres(
 
 
 def _pg_ready(bin_dir: Path, port: int) -> bool:
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [str(bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"],
         capture_output=True,
         check=False,
@@ -125,14 +125,14 @@ def ensure_database(port: int, name: str) -> None:
     """Create database `name` unless it exists (psql from the same wheel)."""
     psql = str(_pg_bin() / "psql")
     base = [psql, "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", "postgres", "-tAc"]
-    exists = subprocess.run(  # noqa: S603
+    exists = subprocess.run(
         [*base, f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
         capture_output=True,
         check=True,
         text=True,
     )
     if exists.stdout.strip() != "1":
-        subprocess.run([*base, f'CREATE DATABASE "{name}"'], capture_output=True, check=True)  # noqa: S603
+        subprocess.run([*base, f'CREATE DATABASE "{name}"'], capture_output=True, check=True)
 
 
 def start_tansu(port: int, *, log_path: Path) -> ManagedProcess:

@@ -50,6 +50,8 @@ class ManagedProcess:
         """SIGKILL: the crash tests' way of stopping a process."""
         self.popen.kill()
         self.popen.wait()
+        if self._log is not None:
+            self._log.close()
 
 
 def spawn(
@@ -64,7 +66,7 @@ def spawn(
     """Start `argv` in its own process group (so a terminal's Ctrl-C reaches only us, and we stop
     children in order) with the parent-death signal set, so a killed parent takes them along."""
     log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed in stop()
-    popen = subprocess.Popen(  # noqa: S603 - argv built by us, never by a shell
+    popen = subprocess.Popen(
         list(argv),
         env=dict(env) if env is not None else None,
         stdout=log or subprocess.DEVNULL,

@@ -13,10 +13,12 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 import pytest_asyncio
+
 from healthmesh.common.broker import create_topics
 from healthmesh.common.topics import Topics
 from healthmesh.devstack.processes import free_port
@@ -40,7 +42,7 @@ def _with_database(url: str, name: str) -> str:
 def infrastructure() -> Iterator[TestInfrastructure]:
     data_dir = Path(tempfile.mkdtemp(prefix="healthmesh-test-"))
     env = {k: v for k, v in os.environ.items() if k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
-    containers = []
+    containers: list[Any] = []
     if os.environ.get("HEALTHMESH_TEST_CONTAINERS") == "1":
         from testcontainers.kafka import KafkaContainer
         from testcontainers.postgres import PostgresContainer

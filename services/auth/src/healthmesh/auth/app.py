@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
+
 from healthmesh.auth.passwords import Passwords
 from healthmesh.auth.routes import router
 from healthmesh.auth.settings import Settings

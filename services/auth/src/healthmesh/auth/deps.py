@@ -5,6 +5,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from healthmesh.auth.passwords import Passwords
 from healthmesh.auth.settings import Settings
 from healthmesh.auth.signing_keys import SigningKeys

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from uuid import UUID, uuid4
 
 import asyncpg
+
 from healthmesh.auth import db
 from healthmesh.auth.passwords import Passwords
 from healthmesh.auth.settings import Settings

@@ -4,12 +4,13 @@ from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Form, Response
+from pydantic import BaseModel, EmailStr
+
 from healthmesh.auth import db
 from healthmesh.auth.deps import AppSettings, CurrentCaller, Db, Hasher, Keys
 from healthmesh.auth.grants import IssuedTokens, password_grant, refresh_grant
 from healthmesh.auth.passwords import password_problem
 from healthmesh.common.http import ApiError
-from pydantic import BaseModel, EmailStr
 
 router = APIRouter()
 

@@ -1,7 +1,8 @@
 """Settings of the auth service (env prefix HEALTHMESH_)."""
 
-from healthmesh.common.settings import CommonSettings
 from pydantic import Field
+
+from healthmesh.common.settings import CommonSettings
 
 
 class Settings(CommonSettings):

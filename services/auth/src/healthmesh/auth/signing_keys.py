@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from joserfc.jwk import KeySet, RSAKey
+
 from healthmesh.auth import db
 from healthmesh.common.access_tokens import ALGORITHM
-from joserfc.jwk import KeySet, RSAKey
 
 KEY_SIZE = 2048
 

@@ -6,7 +6,6 @@ import time
 from typing import Any
 from uuid import UUID, uuid4
 
-from healthmesh.common.access_tokens import ALGORITHM, AUDIENCE, ISSUER, Caller, InvalidToken
 from joserfc import jwt
 from joserfc.errors import (
     BadSignatureError,
@@ -16,6 +15,8 @@ from joserfc.errors import (
     JoseError,
 )
 from joserfc.jwk import KeySet, RSAKey
+
+from healthmesh.common.access_tokens import ALGORITHM, AUDIENCE, ISSUER, Caller, InvalidToken
 
 # The same tolerance for clock skew as healthmesh.common.access_tokens.JwksVerifier.
 LEEWAY_S = 30

@@ -13,9 +13,10 @@ from importlib.resources import files
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.events import ImportRequested
+from healthmesh.common.events import ImportRequested, RawPayloadReceived
 from healthmesh.common.http import install_error_handlers, install_operations
 from healthmesh.common.logging import get_logger
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
@@ -70,6 +71,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="HealthMesh connectors", lifespan=lifespan)
     subscribe_imports(broker, settings, app)
+    broker.publisher(
+        Topics(settings.topic_prefix).raw("csv"),
+        title="raw.csv",
+        description="Batches of rows of uploaded CSV files, as read, with the column mapping.",
+        schema=RawPayloadReceived,
+    )
+    app.state.broker = broker
     install_error_handlers(app)
 
     async def database() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import asyncpg
 from faststream.kafka import KafkaBroker
+
 from healthmesh.common.events import ImportRequested, RawPayloadReceived, dump
 from healthmesh.common.ids import content_hash, raw_event_id
 from healthmesh.common.logging import get_logger

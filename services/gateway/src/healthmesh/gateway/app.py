@@ -12,12 +12,15 @@ from importlib.resources import files
 
 import httpx
 from fastapi import FastAPI
+
 from healthmesh.common.access_tokens import JwksVerifier
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.events import ImportRequested
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
+from healthmesh.common.topics import Topics
 from healthmesh.gateway.routes import identity, imports, metrics, preferences
 from healthmesh.gateway.settings import Settings
 
@@ -59,6 +62,13 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.broker = broker
+    broker.publisher(
+        Topics(settings.topic_prefix).imports_requested,
+        title="imports.requested",
+        description="A file was uploaded and awaits import; published through the outbox.",
+        schema=ImportRequested,
+    )
     app.state.outbox = outbox
     for module in (identity, imports, metrics, preferences):
         app.include_router(module.router)

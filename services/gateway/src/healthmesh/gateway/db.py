@@ -108,9 +108,10 @@ async def bucketed(
     GROUP BY source, bucket
     ORDER BY bucket, source
     """
-    return await pool.fetch(
+    rows: list[asyncpg.Record] = await pool.fetch(
         sql, user_id, metric, tz, source, utc_from, utc_to, unit, local_from, local_to
     )
+    return rows
 
 
 async def raw_samples(
@@ -125,7 +126,7 @@ async def raw_samples(
     after: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[asyncpg.Record]:
-    return await pool.fetch(
+    rows: list[asyncpg.Record] = await pool.fetch(
         """SELECT id, source, device, start_at, end_at, utc_offset_s, value, quality,
                   quality_reason, raw_event_id
            FROM normalizer.samples_v1
@@ -144,3 +145,4 @@ async def raw_samples(
         after[1] if after else None,
         limit,
     )
+    return rows

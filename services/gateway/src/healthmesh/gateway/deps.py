@@ -5,6 +5,7 @@ from typing import Annotated
 import asyncpg
 import httpx
 from fastapi import Depends, Request
+
 from healthmesh.common.access_tokens import Caller, InvalidToken, JwksVerifier
 from healthmesh.common.http import ApiError
 from healthmesh.common.outbox import Outbox

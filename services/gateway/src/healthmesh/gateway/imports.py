@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any, get_args
 
 import orjson
+from pydantic import ValidationError
+
 from healthmesh.common.events import CsvMapping, ImportKind
 from healthmesh.common.http import ApiError
-from pydantic import ValidationError
 
 KINDS = get_args(ImportKind)
 AVAILABLE_KINDS = ("csv",)

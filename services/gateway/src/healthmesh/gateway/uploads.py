@@ -5,9 +5,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import Request
-from healthmesh.common.http import ApiError
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
+
+from healthmesh.common.http import ApiError
 
 MAX_PARTS = 16
 
@@ -120,7 +121,7 @@ async def receive_form(
     except BaseException:
         if out is not None:
             out.close()
-        file_path.unlink(missing_ok=True)
+        file_path.unlink(missing_ok=True)  # noqa: ASYNC240 - local disk, on failure only
         raise
     return form
 

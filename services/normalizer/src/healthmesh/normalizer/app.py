@@ -13,13 +13,15 @@ from importlib.resources import files
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.http import install_error_handlers, install_operations
 from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
-from healthmesh.common.topics import RAW_SOURCES, Topics
+from healthmesh.common.events import DeadLettered, MetricSampleChanged, dump
+from healthmesh.common.topics import RAW_SOURCES, Topics, raw_topic
 from healthmesh.normalizer.handlers import RawHandler, RawMessage
 from healthmesh.normalizer.mapping import mappers
 from healthmesh.normalizer.settings import Settings
@@ -50,14 +52,32 @@ def subscribe_raw(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None
         try:
             dead_letters = await handler.handle(messages)
             for letter in dead_letters:
-                await broker.publish(letter.payload, topic=letter.topic, key=letter.key)
-                log.warning("dead-lettered", topic=letter.topic, reason=letter.payload["reason"])
+                await broker.publish(dump(letter.event), topic=letter.topic, key=letter.key)
+                log.warning("dead-lettered", topic=letter.topic, reason=letter.event.reason)
         except Exception:
             log.exception("batch failed; rewinding to retry", size=len(messages))
             await msg.nack()
             await asyncio.sleep(1.0)
             return
         await msg.ack()
+
+
+def declare_publications(broker: KafkaBroker, topics: Topics) -> None:
+    """What this service publishes, declared so the AsyncAPI document shows it."""
+    broker.publisher(
+        topics.metrics_unified,
+        title="metrics.unified",
+        description="Every created, updated or deleted unified sample, keyed by user id; "
+        "published from the transactional outbox after the database commit.",
+        schema=MetricSampleChanged,
+    )
+    for source in RAW_SOURCES:
+        broker.publisher(
+            topics.dlq(raw_topic(source)),
+            title=f"dlq.raw.{source}",
+            description=f"raw.{source} messages that could not be read or mapped, with why.",
+            schema=DeadLettered,
+        )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -88,6 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="HealthMesh normalizer", lifespan=lifespan)
     subscribe_raw(broker, settings, app)
+    declare_publications(broker, Topics(settings.topic_prefix))
     install_error_handlers(app)
 
     async def database() -> None:

@@ -11,13 +11,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from healthmesh.common.events import MetricSampleChanged, RawPayloadReceived, dump
+from pydantic import ValidationError
+
+from healthmesh.common.events import (
+    DeadLettered,
+    MetricSampleChanged,
+    RawPayloadReceived,
+    dump,
+)
 from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox, OutboxMessage
 from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db
 from healthmesh.normalizer.mapping import Mapper, MappingResult, UnmappablePayload, map_payload
-from pydantic import ValidationError
 
 log = get_logger(__name__)
 
@@ -38,7 +44,7 @@ class RawMessage:
 class DeadLetter:
     topic: str
     key: bytes
-    payload: dict[str, Any]
+    event: DeadLettered
 
 
 @dataclass(frozen=True)
@@ -123,13 +129,13 @@ class RawHandler:
         return DeadLetter(
             topic=self._topics.dlq(base_topic),
             key=message.key or b"",
-            payload={
-                "reason": reason,
-                "topic": message.topic,
-                "partition": message.partition,
-                "offset": message.offset,
-                "original": message.value.decode("utf-8", errors="replace"),
-            },
+            event=DeadLettered(
+                reason=reason,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                original=message.value.decode("utf-8", errors="replace"),
+            ),
         )
 
 

@@ -6,6 +6,7 @@ from importlib import resources
 
 import httpx
 from fastapi import FastAPI
+
 from healthmesh.common.access_tokens import JwksVerifier
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.http import install_error_handlers, install_operations

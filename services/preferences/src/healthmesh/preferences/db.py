@@ -7,6 +7,7 @@ from typing import TypeAlias
 from uuid import UUID
 
 import asyncpg
+
 from healthmesh.preferences.priorities import Capabilities, Priority
 
 Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection"

@@ -6,6 +6,7 @@ import asyncpg
 import httpx
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
 from healthmesh.common.access_tokens import Caller, InvalidToken
 from healthmesh.common.http import ApiError
 from healthmesh.common.logging import get_logger

@@ -1,6 +1,8 @@
 """The preferences service's HTTP API: the caller's source priorities and per-metric overrides."""
 
 from fastapi import APIRouter, Response
+from pydantic import BaseModel
+
 from healthmesh.common.http import ApiError
 from healthmesh.preferences import db
 from healthmesh.preferences.deps import CurrentCaller, Db
@@ -11,7 +13,6 @@ from healthmesh.preferences.priorities import (
     check_sources,
     effective_priorities,
 )
-from pydantic import BaseModel
 
 router = APIRouter(prefix="/v1/preferences")
 

@@ -2,6 +2,7 @@
 
 import httpx
 from fastapi import Request, Response
+
 from healthmesh.common.http import ApiError
 
 _PASSED_HEADERS = ("authorization", "content-type", "accept", "if-none-match")

@@ -1,6 +1,7 @@
 """Identity: served by the auth service, reached through the gateway."""
 
 from fastapi import APIRouter, Request, Response
+
 from healthmesh.gateway.deps import Http, SettingsDep
 from healthmesh.gateway.routes.forwarding import forward
 

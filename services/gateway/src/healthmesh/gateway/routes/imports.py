@@ -6,6 +6,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Request
+
 from healthmesh.common.events import ImportRequested, dump
 from healthmesh.common.http import ApiError
 from healthmesh.common.outbox import OutboxMessage
@@ -70,7 +71,7 @@ async def create_import(
         request_event = ImportRequested(
             import_id=import_id,
             user_id=caller.user_id,
-            kind=kind,  # type: ignore[arg-type]  # checked against ImportKind above
+            kind=kind,
             path=relative,
             mapping=mapping,
             requested_at=datetime.now(UTC),

@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 from fastapi import APIRouter, Query, Request
+
 from healthmesh.common.http import ApiError
 from healthmesh.common.vocabulary import METRICS, metric_def
 from healthmesh.gateway import db

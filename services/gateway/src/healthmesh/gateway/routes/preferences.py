@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
+
 from healthmesh.gateway.deps import Http, SettingsDep
 from healthmesh.gateway.routes.forwarding import forward
 

@@ -11,13 +11,14 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from healthmesh.common.events import CsvMapping, MetricSample, RawPayloadReceived
 from healthmesh.common.ids import sample_id
 from healthmesh.common.units import to_canonical
 from healthmesh.common.vocabulary import metric_def
 from healthmesh.normalizer.mapping import MappingResult, Rejection, UnmappablePayload
 from healthmesh.normalizer.quality import assess
-from pydantic import ValidationError
 
 SOURCE = "csv"
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%p", "%z", "%c", "%X", "%f")
@@ -29,7 +30,8 @@ class _BadRow(ValueError):
 
 def map_rows(envelope: RawPayloadReceived) -> MappingResult:
     payload = envelope.payload
-    if not isinstance(payload, dict) or not isinstance(payload.get("rows"), list):
+    rows = payload.get("rows") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or not isinstance(rows, list):
         raise UnmappablePayload("csv payload needs 'mapping' and a list of 'rows'")
     try:
         mapping = CsvMapping.model_validate(payload.get("mapping"))
@@ -37,7 +39,7 @@ def map_rows(envelope: RawPayloadReceived) -> MappingResult:
         raise UnmappablePayload(f"invalid csv mapping: {exc.errors()[0]['msg']}") from None
     zone: tzinfo = ZoneInfo(mapping.timezone) if mapping.timezone else UTC
     result = MappingResult()
-    for row in payload["rows"]:
+    for row in rows:
         result.records_seen += 1
         where = f"row {row.get('row', '?')}" if isinstance(row, dict) else "row ?"
         try:

@@ -1,0 +1,42 @@
+"""Print the AsyncAPI document of every HealthMesh topic, generated from the services' brokers.
+
+`make asyncapi` writes it to docs/asyncapi.json; `make test` fails when the file drifts.
+Building an app opens nothing, so this needs no database or broker.
+"""
+
+import json
+
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from healthmesh.connectors.app import create_app as connectors_app
+from healthmesh.connectors.settings import Settings as ConnectorsSettings
+from healthmesh.gateway.app import create_app as gateway_app
+from healthmesh.gateway.settings import Settings as GatewaySettings
+from healthmesh.normalizer.app import create_app as normalizer_app
+from healthmesh.normalizer.settings import Settings as NormalizerSettings
+
+
+# Fixed values, so the document does not depend on this machine's environment.
+_DOC_SETTINGS = {"kafka_bootstrap_servers": "kafka:9092", "topic_prefix": ""}
+
+
+def document() -> str:
+    brokers: list[KafkaBroker] = [
+        gateway_app(GatewaySettings(**_DOC_SETTINGS)).state.broker,
+        connectors_app(ConnectorsSettings(**_DOC_SETTINGS)).state.broker,
+        normalizer_app(NormalizerSettings(**_DOC_SETTINGS)).state.broker,
+    ]
+    spec = AsyncAPI(
+        *brokers,
+        title="HealthMesh events",
+        version="1",
+        description="Topics are keyed by user id. Contracts are versioned by their `schema` "
+        "field; within a version, changes are additive only.",
+        schema_version="3.0.0",
+    )
+    return json.dumps(json.loads(spec.to_specification().to_json()), indent=2, sort_keys=True)
+
+
+if __name__ == "__main__":
+    print(document())

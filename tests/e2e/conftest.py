@@ -1,0 +1,99 @@
+"""The five services as real processes over the test PostgreSQL and broker."""
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from healthmesh.common.broker import create_topics
+from healthmesh.common.topics import Topics
+from healthmesh.devstack.processes import free_port
+from healthmesh.devstack.pytest_plugin import TestInfrastructure
+from healthmesh.devstack.stack import (
+    SERVICES,
+    Infrastructure,
+    Service,
+    service_env,
+    start_service,
+    start_services,
+    stop_services,
+    wait_ready,
+)
+
+
+@dataclass
+class Stack:
+    services: dict[str, Service]
+    env: dict[str, str]
+    ports: dict[str, int]
+    data_dir: Path
+    database_url: str
+    topics: Topics
+
+    @property
+    def gateway(self) -> str:
+        return self.services["gateway"].url
+
+    def restart(self, name: str) -> None:
+        service = start_service(name, self.env, self.ports[name], self.data_dir / "logs")
+        self.services[name] = service
+        wait_ready(service)
+
+
+@pytest.fixture(scope="session")
+def stack(infrastructure: TestInfrastructure) -> Iterator[Stack]:
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_create_database(infrastructure.admin_database_url, name))
+    database_url = infrastructure.admin_database_url.rsplit("/", 1)[0] + f"/{name}"
+    topics = Topics(prefix=f"e2e{uuid.uuid4().hex[:8]}.")
+    asyncio.run(create_topics(infrastructure.kafka_bootstrap_servers, topics.all(), partitions=3))
+    data_dir = Path(tempfile.mkdtemp(prefix="healthmesh-e2e-"))
+    ports = {service: free_port() for service in SERVICES}
+    infra = Infrastructure(database_url, infrastructure.kafka_bootstrap_servers)
+    env = service_env(os.environ, infra, ports, data_dir)
+    env.update(
+        HEALTHMESH_TOPIC_PREFIX=topics.prefix,
+        HEALTHMESH_ENVIRONMENT="test",
+        HEALTHMESH_BATCH_MAX_RECORDS="5",
+        HEALTHMESH_IMPORT_BATCH_ROWS="500",
+        HEALTHMESH_MAX_UPLOAD_BYTES=str(20 * 1024 * 1024),
+    )
+    services = start_services(env, data_dir, ports)
+    running = Stack({s.name: s for s in services}, env, ports, data_dir, database_url, topics)
+    try:
+        yield running
+    finally:
+        stop_services(list(running.services.values()))
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+@pytest_asyncio.fixture
+async def client(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=stack.gateway, timeout=30.0) as http:
+        yield http
+
+
+async def sign_up(client: httpx.AsyncClient) -> dict[str, str]:
+    """A new user; returns the Authorization header for them."""
+    email = f"user-{uuid.uuid4().hex[:8]}@example.com"
+    password = "correct horse battery staple"
+    created = await client.post("/v1/users", json={"email": email, "password": password})
+    assert created.status_code == 201, created.text
+    token = await client.post("/v1/auth/token", data={"username": email, "password": password})
+    assert token.status_code == 200, token.text
+    return {"authorization": f"Bearer {token.json()['access_token']}"}
