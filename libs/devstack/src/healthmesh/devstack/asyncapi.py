@@ -5,6 +5,7 @@ Building an app opens nothing, so this needs no database or broker.
 """
 
 import json
+from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
@@ -16,16 +17,15 @@ from healthmesh.gateway.settings import Settings as GatewaySettings
 from healthmesh.normalizer.app import create_app as normalizer_app
 from healthmesh.normalizer.settings import Settings as NormalizerSettings
 
-
 # Fixed values, so the document does not depend on this machine's environment.
-_DOC_SETTINGS = {"kafka_bootstrap_servers": "kafka:9092", "topic_prefix": ""}
+_FIXED: dict[str, Any] = {"kafka_bootstrap_servers": "kafka:9092", "topic_prefix": ""}
 
 
 def document() -> str:
     brokers: list[KafkaBroker] = [
-        gateway_app(GatewaySettings(**_DOC_SETTINGS)).state.broker,
-        connectors_app(ConnectorsSettings(**_DOC_SETTINGS)).state.broker,
-        normalizer_app(NormalizerSettings(**_DOC_SETTINGS)).state.broker,
+        gateway_app(GatewaySettings(**_FIXED)).state.broker,
+        connectors_app(ConnectorsSettings(**_FIXED)).state.broker,
+        normalizer_app(NormalizerSettings(**_FIXED)).state.broker,
     ]
     spec = AsyncAPI(
         *brokers,

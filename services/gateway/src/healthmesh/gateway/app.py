@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from healthmesh.common.access_tokens import JwksVerifier
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.http import install_error_handlers, install_operations
 from healthmesh.common.events import ImportRequested
+from healthmesh.common.http import install_error_handlers, install_operations
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics

@@ -16,11 +16,11 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
+from healthmesh.common.events import DeadLettered, MetricSampleChanged, dump
 from healthmesh.common.http import install_error_handlers, install_operations
 from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
-from healthmesh.common.events import DeadLettered, MetricSampleChanged, dump
 from healthmesh.common.topics import RAW_SOURCES, Topics, raw_topic
 from healthmesh.normalizer.handlers import RawHandler, RawMessage
 from healthmesh.normalizer.mapping import mappers

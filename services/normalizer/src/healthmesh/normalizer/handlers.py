@@ -8,7 +8,6 @@ retrying the batch message by message, so it never stalls its partition. Any oth
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from pydantic import ValidationError
