@@ -11,6 +11,7 @@ import orjson
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
+from faststream.kafka import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 
 from healthmesh.common.broker import make_broker
@@ -179,3 +180,30 @@ async def _has(items: list[Any], n: int) -> bool:
 
 async def _count_is(database_url: str, user: uuid.UUID, n: int) -> bool:
     return await count_samples(database_url, user) == n
+
+
+async def test_the_trace_continues_from_the_raw_message_to_metrics_unified(
+    normalizer: FastAPI, topics: Topics, kafka_bootstrap_servers: str
+) -> None:
+    """Trace context travels in Kafka headers, through the outbox, to the published event."""
+    provider = TracerProvider()
+    seen: list[dict[str, str]] = []
+    listener = make_broker(kafka_bootstrap_servers, provider)
+
+    @listener.subscriber(
+        topics.metrics_unified, group_id=f"t-{uuid.uuid4().hex}", auto_offset_reset="earliest"
+    )
+    async def _record(msg: KafkaMessage) -> None:
+        seen.append(dict(msg.headers))
+
+    await listener.start()
+    try:
+        with provider.get_tracer("test").start_as_current_span("upload") as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            await listener.publish(
+                csv_envelope(uuid.uuid4(), [("2024-03-01", "1")]), topic=topics.raw("csv"), key=b"k"
+            )
+        await eventually(lambda: _has(seen, 1), what="the metric event")
+    finally:
+        await listener.stop()
+    assert seen[0]["traceparent"].split("-")[1] == trace_id

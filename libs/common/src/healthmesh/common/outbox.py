@@ -3,7 +3,9 @@ transaction (`add`), then published by a relay (`relay_forever`) and deleted onc
 acknowledged them. A crash between commit and publish delays an event; it never loses one, and
 at worst publishes it twice (consumers deduplicate by event id / revision).
 
-Each service keeps its own `<schema>.outbox` table (id bigserial, topic, key, payload jsonb).
+Each service keeps its own `<schema>.outbox` table (OUTBOX_TABLE_SQL). The trace context of the
+transaction that queued a message is stored with it and continued when the relay publishes, so
+one trace runs from an HTTP request or consumed message to what it caused downstream.
 """
 
 import asyncio
@@ -15,6 +17,9 @@ from typing import Any
 import asyncpg
 import orjson
 from faststream.kafka import KafkaBroker
+from opentelemetry import propagate
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.trace import SpanKind
 
 from healthmesh.common.logging import get_logger
 
@@ -26,6 +31,7 @@ CREATE TABLE {schema}.outbox (
     topic text NOT NULL,
     key bytea NOT NULL,
     payload jsonb NOT NULL,
+    trace_context jsonb NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT now()
 );
 """
@@ -36,23 +42,30 @@ class OutboxMessage:
     topic: str
     key: bytes
     payload: dict[str, Any]
+    trace_context: dict[str, str] | None = None
+    """W3C trace headers to continue; None continues the current span (the usual case)."""
 
 
 class Outbox:
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, tracer_provider: TracerProvider | None = None) -> None:
         self._table = f"{schema}.outbox"
+        self._tracer = (tracer_provider or TracerProvider()).get_tracer(__name__)
         self.wakeup = asyncio.Event()
 
     async def add(self, conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
         """Queue messages inside the caller's transaction."""
         if not messages:
             return
+        current: dict[str, str] = {}
+        propagate.inject(current)
         await conn.execute(
-            f"INSERT INTO {self._table} (topic, key, payload) "
-            "SELECT t, k, p::jsonb FROM unnest($1::text[], $2::bytea[], $3::text[]) AS m(t, k, p)",
+            f"INSERT INTO {self._table} (topic, key, payload, trace_context) "
+            "SELECT t, k, p::jsonb, c::jsonb "
+            "FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) AS m(t, k, p, c)",
             [m.topic for m in messages],
             [m.key for m in messages],
             [orjson.dumps(m.payload).decode() for m in messages],
+            [orjson.dumps(m.trace_context or current).decode() for m in messages],
         )
 
     async def publish_pending(
@@ -61,20 +74,26 @@ class Outbox:
         """Publish up to `limit` queued messages in order; return how many went out."""
         async with pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                f"SELECT id, topic, key, payload FROM {self._table} "
+                f"SELECT id, topic, key, payload, trace_context FROM {self._table} "
                 "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
                 limit,
             )
             if not rows:
                 return 0
             # Sent together so the producer batches them; each send is awaited for its ack.
-            await asyncio.gather(
-                *(broker.publish(r["payload"], topic=r["topic"], key=r["key"]) for r in rows)
-            )
+            await asyncio.gather(*(self._publish(broker, row) for row in rows))
             await conn.execute(
                 f"DELETE FROM {self._table} WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
             )
             return len(rows)
+
+    async def _publish(self, broker: KafkaBroker, row: asyncpg.Record) -> None:
+        stored = row["trace_context"]
+        parent = propagate.extract(orjson.loads(stored) if isinstance(stored, str) else stored)
+        with self._tracer.start_as_current_span(
+            "outbox relay", context=parent, kind=SpanKind.PRODUCER
+        ):
+            await broker.publish(row["payload"], topic=row["topic"], key=row["key"])
 
     async def relay_forever(
         self, pool: asyncpg.Pool, broker: KafkaBroker, idle_poll_s: float = 1.0

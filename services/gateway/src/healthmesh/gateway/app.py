@@ -30,7 +30,7 @@ SERVICE = "gateway"
 def create_app(settings: Settings) -> FastAPI:
     tracer_provider = make_tracer_provider(SERVICE, settings.otel_exporter_otlp_endpoint)
     broker = make_broker(settings.kafka_bootstrap_servers, tracer_provider)
-    outbox = Outbox("gateway")
+    outbox = Outbox("gateway", tracer_provider)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

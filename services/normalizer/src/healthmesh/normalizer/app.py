@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib.resources import files
+from typing import Any
 
 from fastapi import FastAPI
 from faststream import AckPolicy
@@ -47,7 +48,8 @@ def subscribe_raw(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None
         handler: RawHandler = app.state.handler
         records = msg.raw_message if isinstance(msg.raw_message, tuple) else (msg.raw_message,)
         messages = [
-            RawMessage(r.topic, r.partition, r.offset, r.key, r.value or b"") for r in records
+            RawMessage(r.topic, r.partition, r.offset, r.key, r.value or b"", _trace_headers(r))
+            for r in records
         ]
         try:
             dead_letters = await handler.handle(messages)
@@ -60,6 +62,14 @@ def subscribe_raw(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None
             await asyncio.sleep(1.0)
             return
         await msg.ack()
+
+
+def _trace_headers(record: Any) -> dict[str, str]:
+    return {
+        name: value.decode("latin-1")
+        for name, value in (record.headers or ())
+        if name in ("traceparent", "tracestate") and isinstance(value, bytes)
+    }
 
 
 def declare_publications(broker: KafkaBroker, topics: Topics) -> None:
@@ -83,7 +93,7 @@ def declare_publications(broker: KafkaBroker, topics: Topics) -> None:
 def create_app(settings: Settings) -> FastAPI:
     tracer_provider = make_tracer_provider(SERVICE, settings.otel_exporter_otlp_endpoint)
     broker = make_broker(settings.kafka_bootstrap_servers, tracer_provider)
-    outbox = Outbox("normalizer")
+    outbox = Outbox("normalizer", tracer_provider)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

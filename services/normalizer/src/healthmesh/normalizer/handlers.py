@@ -6,7 +6,7 @@ retrying the batch message by message, so it never stalls its partition. Any oth
 (database unreachable) raises, and the caller rewinds the batch to be delivered again.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import asyncpg
@@ -37,6 +37,9 @@ class RawMessage:
     offset: int
     key: bytes | None
     value: bytes
+    trace_context: dict[str, str] = field(default_factory=dict)
+    """The message's W3C trace headers: each sample's event continues its raw message's trace
+    (a batch's own span only links the messages it read)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,7 @@ class RawHandler:
         samples = [s for item in mapped for s in item.result.samples]
         batches = [_import_batch(m.envelope, m.result) for m in mapped if m.envelope.import_id]
         batches += [_failed_import_batch(e, reason) for _, reason, e in dead if e and e.import_id]
+        traces = {item.envelope.id: item.message.trace_context for item in mapped}
         async with self._pool.acquire() as conn, conn.transaction():
             changed = await db.upsert_samples(conn, samples)
             await db.record_import_batches(conn, batches)
@@ -116,6 +120,7 @@ class RawHandler:
                                 occurred_at=now,
                             )
                         ),
+                        trace_context=traces.get(c.sample.raw_event_id) or None,
                     )
                     for c in changed
                 ],

@@ -5,11 +5,10 @@ numbers, times and units is the normalizer's job, so a mapper fix can be replaye
 """
 
 import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from healthmesh.common.events import CsvMapping
 
@@ -30,28 +29,36 @@ class RowBatch:
     bytes_read: int = 0
 
 
+def _decoded_lines(raw: BinaryIO) -> Iterator[str]:
+    """Decode line by line, so a bad byte stops the file at its own line, not a chunk earlier."""
+    for number, line in enumerate(raw, start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnreadableFile(f"line {number}", f"not UTF-8 text ({exc.reason})") from None
+        yield text.removeprefix("\ufeff") if number == 1 else text
+
+
 def read_batches(
     path: Path, mapping: CsvMapping, max_rows: int, max_bytes: int
 ) -> Iterator[RowBatch]:
     """Yield batches of {"row": line number, "values": {header: text}} in file order."""
     with path.open("rb") as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        reader = csv.reader(text)
+        reader = csv.reader(_decoded_lines(raw))
         try:
             header = next(reader)
         except StopIteration:
             raise UnreadableFile("line 1", "the file is empty") from None
-        except (UnicodeDecodeError, csv.Error) as exc:
+        except csv.Error as exc:
             raise UnreadableFile("line 1", str(exc)) from None
         missing = [c for c in (mapping.timestamp, *mapping.columns) if c not in header]
         if missing:
             raise UnreadableFile("line 1", f"columns not in the header: {', '.join(missing)}")
         wanted = [
-            i
-            for i, name in enumerate(header)
-            if name == mapping.timestamp or name in mapping.columns
+            i for i, name in enumerate(header) if name == mapping.timestamp or name in mapping.columns
         ]
         batch = RowBatch()
+        failure: UnreadableFile | None = None
         try:
             for cells in reader:
                 if not any(cell.strip() for cell in cells):
@@ -63,8 +70,12 @@ def read_batches(
                     batch.bytes_read = raw.tell()
                     yield batch
                     batch = RowBatch()
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise UnreadableFile(f"line {reader.line_num + 1}", str(exc)) from None
-        if batch.rows:
+        except csv.Error as exc:
+            failure = UnreadableFile(f"line {reader.line_num}", str(exc))
+        except UnreadableFile as exc:
+            failure = exc
+        if batch.rows:  # what was read before a failure is kept
             batch.bytes_read = raw.tell()
             yield batch
+        if failure is not None:
+            raise failure

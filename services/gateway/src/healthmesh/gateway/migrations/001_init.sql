@@ -12,10 +12,12 @@ CREATE TABLE gateway.imports (
 );
 CREATE INDEX imports_user_created ON gateway.imports (user_id, created_at DESC);
 
+-- healthmesh.common.outbox.OUTBOX_TABLE_SQL
 CREATE TABLE gateway.outbox (
     id bigserial PRIMARY KEY,
     topic text NOT NULL,
     key bytea NOT NULL,
     payload jsonb NOT NULL,
+    trace_context jsonb NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT now()
 );

@@ -34,11 +34,13 @@ CREATE TABLE normalizer.import_batches (
     PRIMARY KEY (import_id, raw_event_id)
 );
 
+-- healthmesh.common.outbox.OUTBOX_TABLE_SQL
 CREATE TABLE normalizer.outbox (
     id bigserial PRIMARY KEY,
     topic text NOT NULL,
     key bytea NOT NULL,
     payload jsonb NOT NULL,
+    trace_context jsonb NOT NULL DEFAULT '{}',
     created_at timestamptz NOT NULL DEFAULT now()
 );
 
