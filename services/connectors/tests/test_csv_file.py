@@ -51,7 +51,9 @@ def test_a_quoted_field_with_a_newline_counts_its_lines(tmp_path: Path) -> None:
         (b"Day,Steps\n2024-03-01,5\n", "line 1", "Date"),
     ],
 )
-def test_unreadable_files_say_where(tmp_path: Path, content: bytes, where: str, reason: str) -> None:
+def test_unreadable_files_say_where(
+    tmp_path: Path, content: bytes, where: str, reason: str
+) -> None:
     with pytest.raises(UnreadableFile) as refused:
         list(read_batches(write(tmp_path, content), MAPPING, max_rows=10, max_bytes=10_000))
     assert refused.value.where == where and reason in refused.value.reason

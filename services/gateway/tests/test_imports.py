@@ -15,11 +15,23 @@ T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 def row(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "id": "1", "kind": "csv", "filename": "f.csv", "bytes_total": 100, "created_at": T0,
-        "parse_status": None, "bytes_read": None, "records_seen": None,
-        "batches_published": None, "parse_errors": None, "parse_started_at": None,
-        "parse_finished_at": None, "batches_committed": None, "records_imported": None,
-        "records_rejected": None, "map_errors": None, "last_committed_at": None,
+        "id": "1",
+        "kind": "csv",
+        "filename": "f.csv",
+        "bytes_total": 100,
+        "created_at": T0,
+        "parse_status": None,
+        "bytes_read": None,
+        "records_seen": None,
+        "batches_published": None,
+        "parse_errors": None,
+        "parse_started_at": None,
+        "parse_finished_at": None,
+        "batches_committed": None,
+        "records_imported": None,
+        "records_rejected": None,
+        "map_errors": None,
+        "last_committed_at": None,
     }
     base.update(overrides)
     return base
@@ -30,18 +42,33 @@ def test_an_import_nobody_picked_up_is_queued() -> None:
 
 
 def test_parsed_but_not_all_committed_is_still_running() -> None:
-    view = import_view(row(parse_status="parsed", batches_published=3, batches_committed=2,
-                           parse_started_at=T0, parse_finished_at=T0))
+    view = import_view(
+        row(
+            parse_status="parsed",
+            batches_published=3,
+            batches_committed=2,
+            parse_started_at=T0,
+            parse_finished_at=T0,
+        )
+    )
     assert view["status"] == "running" and view["finished_at"] is None
 
 
 def test_done_once_every_published_batch_is_committed() -> None:
-    view = import_view(row(
-        parse_status="parsed", batches_published=3, batches_committed=3, records_seen=10,
-        records_imported=9, records_rejected=1, parse_started_at=T0, parse_finished_at=T0,
-        last_committed_at=T0 + timedelta(seconds=5),
-        map_errors=[{"where": "row 3", "reason": "bad"}],
-    ))
+    view = import_view(
+        row(
+            parse_status="parsed",
+            batches_published=3,
+            batches_committed=3,
+            records_seen=10,
+            records_imported=9,
+            records_rejected=1,
+            parse_started_at=T0,
+            parse_finished_at=T0,
+            last_committed_at=T0 + timedelta(seconds=5),
+            map_errors=[{"where": "row 3", "reason": "bad"}],
+        )
+    )
     assert view["status"] == "done"
     assert (view["records_seen"], view["records_imported"], view["records_rejected"]) == (10, 9, 1)
     assert view["finished_at"] == (T0 + timedelta(seconds=5)).isoformat()
@@ -49,14 +76,23 @@ def test_done_once_every_published_batch_is_committed() -> None:
 
 
 def test_a_failed_parse_reports_its_error_after_the_committed_part() -> None:
-    view = import_view(row(parse_status="failed", batches_published=1, batches_committed=1,
-                           parse_errors=[{"where": "line 7", "reason": "not UTF-8"}],
-                           parse_started_at=T0, parse_finished_at=T0))
+    view = import_view(
+        row(
+            parse_status="failed",
+            batches_published=1,
+            batches_committed=1,
+            parse_errors=[{"where": "line 7", "reason": "not UTF-8"}],
+            parse_started_at=T0,
+            parse_finished_at=T0,
+        )
+    )
     assert view["status"] == "failed" and view["errors"][0]["where"] == "line 7"
 
 
-@pytest.mark.parametrize(("kind", "code"), [(None, "invalid_request"), ("xls", "unknown_kind"),
-                                            ("apple_health", "kind_not_available")])
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [(None, "invalid_request"), ("xls", "unknown_kind"), ("apple_health", "kind_not_available")],
+)
 def test_kinds_are_checked(kind: str | None, code: str) -> None:
     with pytest.raises(ApiError) as refused:
         check_kind(kind)

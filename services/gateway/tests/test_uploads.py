@@ -46,7 +46,9 @@ async def test_the_file_lands_on_disk_and_the_fields_are_read(tmp_path: Path) ->
     )
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
-        "fields": {"kind": "csv", "mapping": '{"a": 1}'}, "size": len(body), "filename": "steps.csv"
+        "fields": {"kind": "csv", "mapping": '{"a": 1}'},
+        "size": len(body),
+        "filename": "steps.csv",
     }
     assert target.read_bytes() == body
 
@@ -55,7 +57,7 @@ async def test_a_file_over_the_limit_is_refused_and_nothing_stays_on_disk(tmp_pa
     target = tmp_path / "upload"
 
     async def chunks() -> AsyncIterator[bytes]:
-        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\n\r\n"
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.csv"\r\n\r\n'
         for _ in range(100):
             yield b"x" * 10_000
         yield b"\r\n--b--\r\n"

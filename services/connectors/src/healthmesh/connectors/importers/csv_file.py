@@ -54,9 +54,8 @@ def read_batches(
         missing = [c for c in (mapping.timestamp, *mapping.columns) if c not in header]
         if missing:
             raise UnreadableFile("line 1", f"columns not in the header: {', '.join(missing)}")
-        wanted = [
-            i for i, name in enumerate(header) if name == mapping.timestamp or name in mapping.columns
-        ]
+        mapped = {mapping.timestamp, *mapping.columns}
+        wanted = [i for i, name in enumerate(header) if name in mapped]
         batch = RowBatch()
         failure: UnreadableFile | None = None
         try:
