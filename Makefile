@@ -37,8 +37,9 @@ lint: install ## ruff: lint and formatting
 	@$(UV) run --frozen --no-sync ruff format --check .
 
 .PHONY: typecheck
-typecheck: install ## mypy --strict over every package
+typecheck: install ## mypy --strict over every package and its tests
 	@$(UV) run --frozen --no-sync mypy libs/common/src libs/devstack/src services/*/src
+	@$(UV) run --frozen --no-sync mypy libs/*/tests services/*/tests tests
 
 .PHONY: asyncapi
 asyncapi: install ## Regenerate docs/asyncapi.json from the code

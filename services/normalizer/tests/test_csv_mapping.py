@@ -13,7 +13,10 @@ USER = uuid.UUID("00000000-0000-0000-0000-000000000001")
 
 
 def envelope(rows: list[dict[str, object]], **mapping: object) -> RawPayloadReceived:
-    full_mapping = {"timestamp": "Date", "columns": {"Steps": {"metric": "steps", "unit": "count"}}}
+    full_mapping: dict[str, object] = {
+        "timestamp": "Date",
+        "columns": {"Steps": {"metric": "steps", "unit": "count"}},
+    }
     full_mapping.update(mapping)
     return RawPayloadReceived(
         id=uuid.uuid4(),
