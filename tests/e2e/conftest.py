@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
@@ -16,7 +15,7 @@ import pytest_asyncio
 from healthmesh.common.broker import create_topics
 from healthmesh.common.topics import Topics
 from healthmesh.devstack.processes import free_port
-from healthmesh.devstack.pytest_plugin import TestInfrastructure
+from healthmesh.devstack.pytest_plugin import SharedInfrastructure, create_database
 from healthmesh.devstack.stack import (
     SERVICES,
     Infrastructure,
@@ -49,10 +48,8 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-def stack(infrastructure: TestInfrastructure) -> Iterator[Stack]:
-    name = f"e2e_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_create_database(infrastructure.admin_database_url, name))
-    database_url = infrastructure.admin_database_url.rsplit("/", 1)[0] + f"/{name}"
+def stack(infrastructure: SharedInfrastructure) -> Iterator[Stack]:
+    database_url = asyncio.run(create_database(infrastructure.admin_database_url, "e2e"))
     topics = Topics(prefix=f"e2e{uuid.uuid4().hex[:8]}.")
     asyncio.run(create_topics(infrastructure.kafka_bootstrap_servers, topics.all(), partitions=3))
     data_dir = Path(tempfile.mkdtemp(prefix="healthmesh-e2e-"))
@@ -72,14 +69,6 @@ def stack(infrastructure: TestInfrastructure) -> Iterator[Stack]:
         yield running
     finally:
         stop_services(list(running.services.values()))
-
-
-async def _create_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
 
 
 @pytest_asyncio.fixture

@@ -26,7 +26,7 @@ from healthmesh.devstack.stack import Infrastructure, start_infrastructure
 
 
 @dataclass(frozen=True)
-class TestInfrastructure:
+class SharedInfrastructure:
     admin_database_url: str
     kafka_bootstrap_servers: str
     data_dir: Path
@@ -39,7 +39,7 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def infrastructure() -> Iterator[TestInfrastructure]:
+def infrastructure() -> Iterator[SharedInfrastructure]:
     data_dir = Path(tempfile.mkdtemp(prefix="healthmesh-test-"))
     env = {k: v for k, v in os.environ.items() if k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     containers: list[Any] = []
@@ -59,23 +59,30 @@ def infrastructure() -> Iterator[TestInfrastructure]:
         env, data_dir, pg_port=free_port(), kafka_port=free_port(), durable=False
     )
     try:
-        yield TestInfrastructure(infra.database_url, infra.kafka_bootstrap_servers, data_dir)
+        yield SharedInfrastructure(infra.database_url, infra.kafka_bootstrap_servers, data_dir)
     finally:
         infra.stop()
         for container in containers:
             container.stop()
 
 
-@pytest_asyncio.fixture
-async def database_url(infrastructure: TestInfrastructure) -> AsyncIterator[str]:
-    """A fresh, empty database for one test, dropped afterwards."""
-    name = f"test_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(infrastructure.admin_database_url)
+async def create_database(admin_database_url: str, prefix: str = "test") -> str:
+    """Create a fresh, empty database; return its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(admin_database_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    yield _with_database(infrastructure.admin_database_url, name)
+    return _with_database(admin_database_url, name)
+
+
+@pytest_asyncio.fixture
+async def database_url(infrastructure: SharedInfrastructure) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    url = await create_database(infrastructure.admin_database_url)
+    name = url.partition("?")[0].rsplit("/", 1)[1]
+    yield url
     admin = await asyncpg.connect(infrastructure.admin_database_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -84,7 +91,7 @@ async def database_url(infrastructure: TestInfrastructure) -> AsyncIterator[str]
 
 
 @pytest.fixture
-def kafka_bootstrap_servers(infrastructure: TestInfrastructure) -> str:
+def kafka_bootstrap_servers(infrastructure: SharedInfrastructure) -> str:
     return infrastructure.kafka_bootstrap_servers
 
 

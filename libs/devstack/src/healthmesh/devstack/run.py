@@ -77,10 +77,13 @@ def main() -> int:
 
 
 def _ports() -> dict[str, int]:
+    """Each service's port: HEALTHMESH_<NAME>_PORT, else its default (gateway 8000)."""
     from healthmesh.common.settings import SERVICE_PORTS
 
-    gateway = int(os.environ.get("HEALTHMESH_GATEWAY_PORT", SERVICE_PORTS["gateway"]))
-    return {name: (gateway if name == "gateway" else SERVICE_PORTS[name]) for name in SERVICES}
+    return {
+        name: int(os.environ.get(f"HEALTHMESH_{name.upper()}_PORT", SERVICE_PORTS[name]))
+        for name in SERVICES
+    }
 
 
 if __name__ == "__main__":
