@@ -104,9 +104,10 @@ def test_content_hash_is_independent_of_key_order() -> None:
 
 
 def test_content_hash_is_sha256_of_canonical_json() -> None:
-    assert content_hash({"b": 1, "a": [True, None]}) == hashlib.sha256(
-        b'{"a":[true,null],"b":1}'
-    ).hexdigest()
+    assert (
+        content_hash({"b": 1, "a": [True, None]})
+        == hashlib.sha256(b'{"a":[true,null],"b":1}').hexdigest()
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,3 @@
-import tokenize
-
 import pytest
 
 from healthmesh.common.units import UnitError, check_unit, to_canonical
@@ -107,12 +105,6 @@ def test_unknown_metric_is_a_key_error_naming_it() -> None:
         check_unit("stepz", "count")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: check_unit compares pint dimensionality only, and count, score, percent and an "
-    "empty unit are all dimensionless, so they are accepted for one another and rescale by 100",
-)
 @pytest.mark.parametrize(
     ("metric", "unit"),
     [("steps", "%"), ("readiness", "%"), ("body_fat", "count"), ("body_fat", "score")],
@@ -124,23 +116,12 @@ def test_check_unit_refuses_percent_for_counts_and_counts_for_percent(
         check_unit(metric, unit)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="bug: an empty unit parses as dimensionless and is accepted for counts"
-)
 @pytest.mark.parametrize("metric", ["steps", "body_fat"])
 def test_check_unit_refuses_an_empty_unit(metric: str) -> None:
     with pytest.raises(UnitError):
         check_unit(metric, "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, tokenize.TokenError),
-    reason="bug: _parse catches only some of pint's parse errors; a malformed unit escapes as "
-    "AssertionError ('kg/', 'm^') or tokenize.TokenError ('(kg') instead of UnitError",
-)
 @pytest.mark.parametrize("unit", ["kg/", "m^", "(kg", "kg)"])
 def test_check_unit_refuses_malformed_units_with_unit_error(unit: str) -> None:
     with pytest.raises(UnitError, match="unknown unit"):

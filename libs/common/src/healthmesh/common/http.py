@@ -92,11 +92,15 @@ def install_operations(app: FastAPI, service: str, checks: list[ReadinessCheck])
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        requests.labels(service, request.method, route, str(response.status_code)).inc()
-        latency.labels(service, route).observe(time.perf_counter() - started)
-        return response
+        status = 500  # an exception escaping the handlers is answered 500 further out
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            requests.labels(service, request.method, route, str(status)).inc()
+            latency.labels(service, route).observe(time.perf_counter() - started)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -15,9 +15,16 @@ def content_hash(value: Any) -> str:
     return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def _key(*parts: str) -> str:
+    """Parts joined unambiguously (a JSON array), so no part can swallow its neighbour."""
+    return orjson.dumps(parts).decode()
+
+
 def raw_event_id(source: str, user_id: uuid.UUID, resource: str, natural_key: str) -> uuid.UUID:
     """Id of a raw payload: provider, user, resource and the payload's natural key or hash."""
-    return uuid.uuid5(HEALTHMESH_NAMESPACE, f"raw|{source}|{user_id}|{resource}|{natural_key}")
+    return uuid.uuid5(
+        HEALTHMESH_NAMESPACE, _key("raw", source, str(user_id), resource, natural_key)
+    )
 
 
 def sample_id(
@@ -30,5 +37,5 @@ def sample_id(
 ) -> uuid.UUID:
     """Id of a unified sample, derived from its natural key."""
     utc_start, utc_end = start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
-    key = f"sample|{user_id}|{metric}|{source}|{utc_start}|{utc_end}|{source_record_id}"
+    key = _key("sample", str(user_id), metric, source, utc_start, utc_end, source_record_id)
     return uuid.uuid5(HEALTHMESH_NAMESPACE, key)

@@ -31,7 +31,7 @@ CREATE TABLE {schema}.outbox (
     topic text NOT NULL,
     key bytea NOT NULL,
     payload jsonb NOT NULL,
-    trace_context jsonb NOT NULL DEFAULT '{}',
+    trace_context jsonb NOT NULL DEFAULT '{{}}',
     created_at timestamptz NOT NULL DEFAULT now()
 );
 """

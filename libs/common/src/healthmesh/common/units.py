@@ -35,17 +35,31 @@ def _registry() -> pint.UnitRegistry:  # type: ignore[type-arg]
 
 
 def _parse(unit: str) -> pint.Unit:
+    if not unit.strip():
+        raise UnitError("the unit is empty")
     name = _ALIASES.get(unit.strip().lower(), unit.strip())
     try:
         return _registry().parse_units(name)
-    except (pint.errors.UndefinedUnitError, AttributeError, ValueError, TypeError) as exc:
+    except Exception as exc:  # pint's parser raises many kinds (tokenize, assertion, ...)
         raise UnitError(f"unknown unit {unit!r}") from exc
 
 
+def _base_factor(unit: pint.Unit) -> float:
+    return float(_registry().Quantity(1, unit).to_base_units().magnitude)
+
+
 def check_unit(metric: str, unit: str) -> None:
-    """Raise UnitError when `unit` cannot express `metric` (e.g. kg for steps)."""
+    """Raise UnitError when `unit` cannot express `metric` (e.g. kg for steps).
+
+    Dimensionless units must also agree in scale: counts and scores are not percentages, so
+    `%` for steps or `count` for body fat is refused rather than silently scaled by 100.
+    """
     canonical = _parse(metric_def(metric).pint_unit)
-    if _parse(unit).dimensionality != canonical.dimensionality:
+    given = _parse(unit)
+    same_dimension = given.dimensionality == canonical.dimensionality
+    if not same_dimension or (
+        canonical.dimensionless and _base_factor(given) != _base_factor(canonical)
+    ):
         raise UnitError(
             f"unit {unit!r} does not measure {metric} (canonical unit {metric_def(metric).unit!r})"
         )
