@@ -38,8 +38,8 @@ lint: install ## ruff: lint and formatting
 
 .PHONY: typecheck
 typecheck: install ## mypy --strict over every package and its tests
-	@$(UV) run --frozen --no-sync mypy libs/common/src libs/devstack/src services/*/src
-	@$(UV) run --frozen --no-sync mypy libs/*/tests services/*/tests tests
+	@$(UV) run --frozen --no-sync mypy libs/common/src libs/devstack/src services/*/src tools/simulator/src
+	@$(UV) run --frozen --no-sync mypy libs/*/tests services/*/tests tools/*/tests tests
 
 .PHONY: asyncapi
 asyncapi: install ## Regenerate docs/asyncapi.json from the code

@@ -6,12 +6,24 @@ from fastapi import FastAPI
 
 from healthmesh.auth.app import create_app
 from healthmesh.auth.settings import Settings
+from healthmesh.common.topics import Topics
 
 
 @pytest.fixture
-async def app(database_url: str) -> AsyncIterator[FastAPI]:
+def settings(database_url: str, kafka_bootstrap_servers: str, topics: Topics) -> Settings:
+    """Settings on a fresh database and this test's own topics."""
+    return Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        topic_prefix=topics.prefix,
+        environment="test",
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
     """The auth app with its lifespan running, on a fresh database."""
-    app = create_app(Settings(database_url=database_url, environment="test"))
+    app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield app
 

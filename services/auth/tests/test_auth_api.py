@@ -191,10 +191,10 @@ async def test_me_with_an_expired_token_is_401(app: FastAPI, client: httpx.Async
     assert "expired" in response.json()["error"]["message"]
 
 
-async def test_a_tiny_ttl_is_what_tokens_get(database_url: str) -> None:
+async def test_a_tiny_ttl_is_what_tokens_get(settings: Settings) -> None:
     # Waiting out ttl + the 30 s clock-skew leeway would be slow: expiry itself is checked above
     # with a token issued an hour ago, and in test_tokens with an explicit clock.
-    app = create_app(Settings(database_url=database_url, environment="test", access_token_ttl_s=1))
+    app = create_app(settings.model_copy(update={"access_token_ttl_s": 1}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
@@ -238,8 +238,8 @@ async def test_jwks_shape(client: httpx.AsyncClient) -> None:
     assert not {"d", "p", "q", "dp", "dq", "qi"} & key.keys()
 
 
-async def test_signing_keys_survive_restarts_and_concurrent_starts(database_url: str) -> None:
-    apps = [create_app(Settings(database_url=database_url, environment="test")) for _ in range(3)]
+async def test_signing_keys_survive_restarts_and_concurrent_starts(settings: Settings) -> None:
+    apps = [create_app(settings) for _ in range(3)]
 
     async def start_and_read_kids(app: FastAPI) -> list[str]:
         async with app.router.lifespan_context(app):

@@ -121,6 +121,31 @@ class MetricSampleChanged(_Contract):
     occurred_at: datetime = Field(description="When the change was committed.")
 
 
+OAuthProvider = Literal["oura", "whoop", "fitbit", "withings", "strava"]
+
+
+class ConnectionChanged(_Contract):
+    """A user's connection to a provider changed (`connections.changed`, keyed by user id)."""
+
+    schema_: Literal["connection.v1"] = Field(
+        "connection.v1", alias="schema", description="Contract version."
+    )
+    event: Literal[
+        "connection.connected", "connection.disconnected", "connection.reauth_required"
+    ] = Field(
+        description="connected: tokens stored; disconnected: revoked and deleted; "
+        "reauth_required: the provider refused the grant, the user must reconnect."
+    )
+    user_id: UUID = Field(description="Whose connection.")
+    provider: OAuthProvider = Field(description="Which provider.")
+    provider_user_id: str | None = Field(None, description="The user's id at the provider.")
+    scopes: list[str] = Field(default_factory=list, description="Scopes granted.")
+    delete_data: bool = Field(
+        False, description="On disconnected: the user asked for this source's data to be deleted."
+    )
+    occurred_at: datetime = Field(description="When it happened.")
+
+
 class DeadLettered(_Contract):
     """A message that could not be processed, with why (`dlq.<topic>`, keyed like the original)."""
 

@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/healthmesh"
 DEFAULT_KAFKA = "127.0.0.1:9092"
+DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - a placeholder refused in production
 
 SERVICE_PORTS = {
     "gateway": 8000,
@@ -43,6 +44,10 @@ class CommonSettings(BaseSettings):
     preferences_url: str = f"http://127.0.0.1:{SERVICE_PORTS['preferences']}"
     upload_dir: Path = Path(".data/uploads")
     log_level: str = "INFO"
+    internal_token: str = Field(
+        DEV_INTERNAL_TOKEN,
+        description="Shared secret services present to each other's /internal/* endpoints.",
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
         None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "HEALTHMESH_OTLP_ENDPOINT"),
@@ -52,4 +57,6 @@ class CommonSettings(BaseSettings):
     def _refuse_dev_defaults_in_production(self) -> "CommonSettings":
         if self.environment == "production" and self.database_url == DEFAULT_DATABASE_URL:
             raise ValueError("DATABASE_URL must be set explicitly in production")
+        if self.environment == "production" and self.internal_token == DEV_INTERNAL_TOKEN:
+            raise ValueError("HEALTHMESH_INTERNAL_TOKEN must be set to a real secret in production")
         return self

@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 IMPORTS_REQUESTED = "imports.requested"
 METRICS_UNIFIED = "metrics.unified"
+CONNECTIONS_CHANGED = "connections.changed"
 
 RAW_SOURCES = (
     "csv",
@@ -43,6 +44,10 @@ class Topics:
     def metrics_unified(self) -> str:
         return self.name(METRICS_UNIFIED)
 
+    @property
+    def connections_changed(self) -> str:
+        return self.name(CONNECTIONS_CHANGED)
+
     def raw(self, source: str) -> str:
         return self.name(raw_topic(source))
 
@@ -52,5 +57,11 @@ class Topics:
 
     def all(self) -> list[str]:
         raws = [raw_topic(s) for s in RAW_SOURCES]
-        bases = [IMPORTS_REQUESTED, METRICS_UNIFIED, *raws, *(dlq_topic(t) for t in raws)]
+        bases = [
+            IMPORTS_REQUESTED,
+            METRICS_UNIFIED,
+            CONNECTIONS_CHANGED,
+            *raws,
+            *(dlq_topic(t) for t in raws),
+        ]
         return [self.name(b) for b in bases]

@@ -10,6 +10,8 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
+from healthmesh.auth.app import create_app as auth_app
+from healthmesh.auth.settings import Settings as AuthSettings
 from healthmesh.connectors.app import create_app as connectors_app
 from healthmesh.connectors.settings import Settings as ConnectorsSettings
 from healthmesh.gateway.app import create_app as gateway_app
@@ -24,6 +26,7 @@ _FIXED: dict[str, Any] = {"kafka_bootstrap_servers": "kafka:9092", "topic_prefix
 def document() -> str:
     brokers: list[KafkaBroker] = [
         gateway_app(GatewaySettings(**_FIXED)).state.broker,
+        auth_app(AuthSettings(**_FIXED)).state.broker,
         connectors_app(ConnectorsSettings(**_FIXED)).state.broker,
         normalizer_app(NormalizerSettings(**_FIXED)).state.broker,
     ]

@@ -1,43 +1,88 @@
 """The auth service's application: `create_app(settings)` is the one object a runner starts."""
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
 
+import httpx
 from fastapi import FastAPI
 
+from healthmesh.auth import connection_routes
+from healthmesh.auth.connections import Connections
+from healthmesh.auth.crypto import TokenCipher, parse_keys
 from healthmesh.auth.passwords import Passwords
+from healthmesh.auth.providers import registry
 from healthmesh.auth.routes import router
 from healthmesh.auth.settings import Settings
 from healthmesh.auth.signing_keys import load_signing_keys
+from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
+from healthmesh.common.events import ConnectionChanged
 from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
+from healthmesh.common.topics import Topics
+
+
+def token_cipher(settings: Settings) -> TokenCipher:
+    return TokenCipher(parse_keys(settings.token_keys), settings.token_active_key)
 
 
 def create_app(settings: Settings) -> FastAPI:
+    tracer_provider = make_tracer_provider("auth", settings.otel_exporter_otlp_endpoint)
+    broker = make_broker(settings.kafka_bootstrap_servers, tracer_provider)
+    outbox = Outbox("auth", tracer_provider)
+    cipher = token_cipher(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(settings.database_url)
+        http = httpx.AsyncClient()
+        relay: asyncio.Task[None] | None = None
         try:
             await apply_migrations(pool, "auth", resources.files("healthmesh.auth") / "migrations")
             app.state.signing_keys = await load_signing_keys(pool)
             app.state.passwords = await asyncio.to_thread(Passwords)
             app.state.pool = pool
+            app.state.connections = Connections(
+                pool, http, registry(settings), cipher, outbox, settings
+            )
+            await broker.start()
+            relay = asyncio.create_task(outbox.relay_forever(pool, broker))
             yield
         finally:
+            if relay is not None:
+                relay.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await relay
+            await broker.stop()
+            await http.aclose()
             await pool.close()
 
     app = FastAPI(title="HealthMesh auth", version="1", lifespan=lifespan)
     app.state.settings = settings
+    app.state.broker = broker
+    broker.publisher(
+        Topics(settings.topic_prefix).connections_changed,
+        title="connections.changed",
+        description="A provider connection was connected, disconnected or needs the user to "
+        "reconnect; published through the outbox after the database commit.",
+        schema=ConnectionChanged,
+    )
 
     async def database() -> None:
         async with app.state.pool.acquire() as conn:
             await conn.fetchval("SELECT 1")
 
+    async def kafka() -> None:
+        if not await broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka broker unreachable")
+
     install_error_handlers(app)
-    install_operations(app, "auth", checks=[database])
-    install_tracing(app, make_tracer_provider("auth", settings.otel_exporter_otlp_endpoint))
+    install_operations(app, "auth", checks=[database, kafka])
+    install_tracing(app, tracer_provider)
     app.include_router(router)
+    app.include_router(connection_routes.router)
     return app

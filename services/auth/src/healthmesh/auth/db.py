@@ -91,3 +91,177 @@ async def insert_signing_key(conn: asyncpg.Connection, kid: str, private_pem: st
     await conn.execute(
         "INSERT INTO auth.signing_keys (kid, private_pem) VALUES ($1, $2)", kid, private_pem
     )
+
+
+# --- provider connections -------------------------------------------------------------------
+
+
+async def insert_oauth_state(
+    db: Executor,
+    state: str,
+    user_id: UUID,
+    provider: str,
+    code_verifier: str | None,
+    redirect_uri: str,
+    app_redirect: str | None,
+    ttl_s: int,
+) -> None:
+    await db.execute(
+        """INSERT INTO auth.oauth_states
+               (state, user_id, provider, code_verifier, redirect_uri, app_redirect, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))""",
+        state,
+        user_id,
+        provider,
+        code_verifier,
+        redirect_uri,
+        app_redirect,
+        ttl_s,
+    )
+
+
+async def take_oauth_state(db: Executor, state: str) -> Any:
+    """Mark the state used and return it — once. A replay, an expired or unknown state: None."""
+    return await db.fetchrow(
+        """UPDATE auth.oauth_states SET used_at = now()
+           WHERE state = $1 AND used_at IS NULL AND expires_at > now()
+           RETURNING user_id, provider, code_verifier, redirect_uri, app_redirect""",
+        state,
+    )
+
+
+_CONNECTION_COLUMNS = """user_id, provider, status, provider_user_id, scopes, access_token,
+    access_token_kid, refresh_token, refresh_token_kid, expires_at, connected_at, refreshed_at,
+    last_error, updated_at"""
+
+
+async def upsert_connection(
+    db: Executor,
+    user_id: UUID,
+    provider: str,
+    provider_user_id: str | None,
+    scopes: list[str],
+    access: tuple[bytes, str],
+    refresh: tuple[bytes, str] | None,
+    expires_at: Any,
+) -> None:
+    await db.execute(
+        """INSERT INTO auth.connections (user_id, provider, status, provider_user_id, scopes,
+               access_token, access_token_kid, refresh_token, refresh_token_kid, expires_at)
+           VALUES ($1, $2, 'connected', $3, $4, $5, $6, $7, $8, $9)
+           ON CONFLICT (user_id, provider) DO UPDATE SET
+               status = 'connected', provider_user_id = EXCLUDED.provider_user_id,
+               scopes = EXCLUDED.scopes, access_token = EXCLUDED.access_token,
+               access_token_kid = EXCLUDED.access_token_kid,
+               refresh_token = EXCLUDED.refresh_token,
+               refresh_token_kid = EXCLUDED.refresh_token_kid,
+               expires_at = EXCLUDED.expires_at, connected_at = now(), refreshed_at = NULL,
+               last_error = NULL, updated_at = now()""",
+        user_id,
+        provider,
+        provider_user_id,
+        scopes,
+        access[0],
+        access[1],
+        refresh[0] if refresh else None,
+        refresh[1] if refresh else None,
+        expires_at,
+    )
+
+
+async def connection(db: Executor, user_id: UUID, provider: str, *, lock: bool = False) -> Any:
+    """The row; with `lock`, held FOR UPDATE until the caller's transaction ends (this is what
+    makes a refresh single-flight across processes)."""
+    return await db.fetchrow(
+        f"SELECT {_CONNECTION_COLUMNS} FROM auth.connections "
+        f"WHERE user_id = $1 AND provider = $2{' FOR UPDATE' if lock else ''}",
+        user_id,
+        provider,
+    )
+
+
+async def user_connections(db: Executor, user_id: UUID) -> list[Any]:
+    return list(
+        await db.fetch(
+            "SELECT provider, status, provider_user_id, scopes, connected_at, refreshed_at, "
+            "last_error FROM auth.connections WHERE user_id = $1 ORDER BY provider",
+            user_id,
+        )
+    )
+
+
+async def store_refreshed(
+    db: Executor,
+    user_id: UUID,
+    provider: str,
+    access: tuple[bytes, str],
+    refresh: tuple[bytes, str] | None,
+    expires_at: Any,
+    scopes: list[str],
+) -> None:
+    await db.execute(
+        """UPDATE auth.connections SET access_token = $3, access_token_kid = $4,
+               refresh_token = $5, refresh_token_kid = $6, expires_at = $7, scopes = $8,
+               refreshed_at = now(), last_error = NULL, status = 'connected', updated_at = now()
+           WHERE user_id = $1 AND provider = $2""",
+        user_id,
+        provider,
+        access[0],
+        access[1],
+        refresh[0] if refresh else None,
+        refresh[1] if refresh else None,
+        expires_at,
+        scopes,
+    )
+
+
+async def mark_connection(
+    db: Executor, user_id: UUID, provider: str, status: str, error: str
+) -> None:
+    await db.execute(
+        "UPDATE auth.connections SET status = $3, last_error = $4, updated_at = now() "
+        "WHERE user_id = $1 AND provider = $2",
+        user_id,
+        provider,
+        status,
+        error,
+    )
+
+
+async def delete_connection(db: Executor, user_id: UUID, provider: str) -> bool:
+    deleted = await db.execute(
+        "DELETE FROM auth.connections WHERE user_id = $1 AND provider = $2", user_id, provider
+    )
+    return bool(deleted.endswith(" 1"))
+
+
+async def connections_not_under(db: Executor, kid: str, limit: int) -> list[Any]:
+    """Rows with a token sealed by another key than `kid`, locked, for re-encryption."""
+    return list(
+        await db.fetch(
+            f"SELECT {_CONNECTION_COLUMNS} FROM auth.connections "
+            "WHERE access_token_kid <> $1 OR refresh_token_kid <> $1 "
+            "LIMIT $2 FOR UPDATE SKIP LOCKED",
+            kid,
+            limit,
+        )
+    )
+
+
+async def reseal(
+    db: Executor,
+    user_id: UUID,
+    provider: str,
+    access: tuple[bytes, str],
+    refresh: tuple[bytes, str] | None,
+) -> None:
+    await db.execute(
+        "UPDATE auth.connections SET access_token = $3, access_token_kid = $4, "
+        "refresh_token = $5, refresh_token_kid = $6 WHERE user_id = $1 AND provider = $2",
+        user_id,
+        provider,
+        access[0],
+        access[1],
+        refresh[0] if refresh else None,
+        refresh[1] if refresh else None,
+    )

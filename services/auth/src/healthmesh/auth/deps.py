@@ -6,6 +6,7 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from healthmesh.auth.connections import Connections
 from healthmesh.auth.passwords import Passwords
 from healthmesh.auth.settings import Settings
 from healthmesh.auth.signing_keys import SigningKeys
@@ -29,6 +30,11 @@ def _passwords(request: Request) -> Passwords:
     return passwords
 
 
+def _connections(request: Request) -> Connections:
+    connections: Connections = request.app.state.connections
+    return connections
+
+
 def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -38,6 +44,7 @@ Db = Annotated[asyncpg.Pool, Depends(_pool)]
 Keys = Annotated[SigningKeys, Depends(_keys)]
 Hasher = Annotated[Passwords, Depends(_passwords)]
 AppSettings = Annotated[Settings, Depends(_settings)]
+ConnectionsDep = Annotated[Connections, Depends(_connections)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token.")
 

@@ -21,7 +21,7 @@ from healthmesh.common.http import install_error_handlers, install_operations
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
-from healthmesh.gateway.routes import identity, imports, metrics, preferences
+from healthmesh.gateway.routes import connections, identity, imports, metrics, preferences
 from healthmesh.gateway.settings import Settings
 
 SERVICE = "gateway"
@@ -70,7 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         schema=ImportRequested,
     )
     app.state.outbox = outbox
-    for module in (identity, imports, metrics, preferences):
+    for module in (identity, connections, imports, metrics, preferences):
         app.include_router(module.router)
     install_error_handlers(app)
 

@@ -6,6 +6,7 @@ from fastapi import Request, Response
 from healthmesh.common.http import ApiError
 
 _PASSED_HEADERS = ("authorization", "content-type", "accept", "if-none-match")
+_RETURNED_HEADERS = ("location", "cache-control", "etag", "www-authenticate")
 
 
 async def forward(
@@ -23,8 +24,10 @@ async def forward(
         )
     except httpx.HTTPError:
         raise ApiError(503, "unavailable", "an internal service did not answer") from None
+    passed_back = {h: upstream.headers[h] for h in _RETURNED_HEADERS if h in upstream.headers}
     return Response(
         upstream.content,
         status_code=upstream.status_code,
         media_type=upstream.headers.get("content-type"),
+        headers=passed_back,
     )
