@@ -15,7 +15,7 @@ from faststream.kafka import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 
 from healthmesh.common.broker import make_broker
-from healthmesh.common.events import RawPayloadReceived, dump
+from healthmesh.common.events import ConnectionChanged, RawPayloadReceived, dump
 from healthmesh.common.topics import Topics
 from healthmesh.devstack.testing import collect, eventually
 from healthmesh.normalizer.app import create_app
@@ -207,3 +207,45 @@ async def test_the_trace_continues_from_the_raw_message_to_metrics_unified(
     finally:
         await listener.stop()
     assert seen[0]["traceparent"].split("-")[1] == trace_id
+
+
+async def test_disconnecting_with_delete_data_removes_that_sources_samples(
+    normalizer: FastAPI,
+    publish: Any,
+    topics: Topics,
+    database_url: str,
+    kafka_bootstrap_servers: str,
+) -> None:
+    user, other = uuid.uuid4(), uuid.uuid4()
+    conn = await asyncpg.connect(database_url)
+    try:
+        for owner, source in ((user, "oura"), (user, "csv"), (other, "oura")):
+            await conn.execute(
+                """INSERT INTO normalizer.samples (user_id, metric, source, start_at, end_at, id,
+                       value, unit, utc_offset_s, quality, raw_event_id)
+                   VALUES ($1, 'steps', $2, now(), now(), $3, 5, 'count', 0, 1, $3)""",
+                owner,
+                source,
+                uuid.uuid4(),
+            )
+    finally:
+        await conn.close()
+    change = ConnectionChanged(
+        event="connection.disconnected",
+        user_id=user,
+        provider="oura",
+        delete_data=True,
+        occurred_at=datetime.now(UTC),
+    )
+    async with collect(kafka_bootstrap_servers, topics.metrics_unified) as events:
+        await publish(topics.connections_changed, dump(change))
+        await eventually(lambda: _has(events, 1), what="the deletion event")
+    assert [(e["event"], e["revision"], e["sample"]["source"]) for e in events] == [
+        ("deleted", 2, "oura")
+    ]
+    conn = await asyncpg.connect(database_url)
+    try:
+        left = await conn.fetch("SELECT user_id, source FROM normalizer.samples ORDER BY source")
+    finally:
+        await conn.close()
+    assert {(r["user_id"], r["source"]) for r in left} == {(user, "csv"), (other, "oura")}

@@ -17,13 +17,13 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.events import DeadLettered, MetricSampleChanged, dump
+from healthmesh.common.events import ConnectionChanged, DeadLettered, MetricSampleChanged, dump
 from healthmesh.common.http import install_error_handlers, install_operations
 from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import RAW_SOURCES, Topics, raw_topic
-from healthmesh.normalizer.handlers import RawHandler, RawMessage
+from healthmesh.normalizer.handlers import ConnectionHandler, RawHandler, RawMessage
 from healthmesh.normalizer.mapping import mappers
 from healthmesh.normalizer.settings import Settings
 
@@ -58,6 +58,26 @@ def subscribe_raw(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None
                 log.warning("dead-lettered", topic=letter.topic, reason=letter.event.reason)
         except Exception:
             log.exception("batch failed; rewinding to retry", size=len(messages))
+            await msg.nack()
+            await asyncio.sleep(1.0)
+            return
+        await msg.ack()
+
+
+def subscribe_connections(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None:
+    @broker.subscriber(
+        Topics(settings.topic_prefix).connections_changed,
+        group_id=f"{settings.consumer_group}-connections",
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+    )
+    async def on_connection_changed(change: ConnectionChanged, msg: KafkaMessage) -> None:
+        """Acknowledged after the deletion (if any) committed; a failure rewinds it."""
+        handler: ConnectionHandler = app.state.connection_handler
+        try:
+            await handler.handle(change)
+        except Exception:
+            log.exception("connection event failed; rewinding")
             await msg.nack()
             await asyncio.sleep(1.0)
             return
@@ -105,6 +125,9 @@ def create_app(settings: Settings) -> FastAPI:
             )
             app.state.pool = pool
             app.state.handler = RawHandler(pool, outbox, Topics(settings.topic_prefix), mappers())
+            app.state.connection_handler = ConnectionHandler(
+                pool, outbox, Topics(settings.topic_prefix)
+            )
             await broker.start()
             relay = asyncio.create_task(outbox.relay_forever(pool, broker))
             yield
@@ -118,6 +141,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="HealthMesh normalizer", lifespan=lifespan)
     subscribe_raw(broker, settings, app)
+    subscribe_connections(broker, settings, app)
     declare_publications(broker, Topics(settings.topic_prefix))
     install_error_handlers(app)
 

@@ -92,29 +92,30 @@ async def upsert_samples(
         "staging_samples", records=[_record(s) for s in unique.values()], columns=_COLUMNS
     )
     rows = await conn.fetch(_UPSERT)
-    return [
-        ChangedSample(
-            sample=MetricSample(
-                id=r["id"],
-                user_id=r["user_id"],
-                metric=r["metric"],
-                value=r["value"],
-                unit=r["unit"],
-                source=r["source"],
-                device=r["device"],
-                start=r["start_at"],
-                end=r["end_at"],
-                utc_offset_s=r["utc_offset_s"],
-                source_record_id=r["source_record_id"],
-                quality=r["quality"],
-                quality_reason=r["quality_reason"],
-                raw_event_id=r["raw_event_id"],
-            ),
-            revision=r["revision"],
-            created=r["inserted"],
-        )
-        for r in rows
-    ]
+    return [_changed(r) for r in rows]
+
+
+def _changed(r: asyncpg.Record) -> ChangedSample:
+    return ChangedSample(
+        sample=MetricSample(
+            id=r["id"],
+            user_id=r["user_id"],
+            metric=r["metric"],
+            value=r["value"],
+            unit=r["unit"],
+            source=r["source"],
+            device=r["device"],
+            start=r["start_at"],
+            end=r["end_at"],
+            utc_offset_s=r["utc_offset_s"],
+            source_record_id=r["source_record_id"],
+            quality=r["quality"],
+            quality_reason=r["quality_reason"],
+            raw_event_id=r["raw_event_id"],
+        ),
+        revision=r["revision"],
+        created=r["inserted"],
+    )
 
 
 async def record_import_batches(conn: asyncpg.Connection, batches: list[ImportBatch]) -> None:
@@ -138,3 +139,17 @@ async def record_import_batches(conn: asyncpg.Connection, batches: list[ImportBa
             for b in batches
         ],
     )
+
+
+async def delete_source_samples(
+    conn: asyncpg.Connection, user_id: UUID, source: str
+) -> list[ChangedSample]:
+    """Delete every sample of one user from one source; return them (revision bumped) so the
+    deletion can be announced."""
+    rows = await conn.fetch(
+        f"""DELETE FROM normalizer.samples WHERE user_id = $1 AND source = $2
+            RETURNING {", ".join(_COLUMNS)}, revision + 1 AS revision, false AS inserted""",
+        user_id,
+        source,
+    )
+    return [_changed(r) for r in rows]

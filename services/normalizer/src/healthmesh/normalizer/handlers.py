@@ -8,11 +8,14 @@ retrying the batch message by message, so it never stalls its partition. Any oth
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
+from uuid import UUID
 
 import asyncpg
 from pydantic import ValidationError
 
 from healthmesh.common.events import (
+    ConnectionChanged,
     DeadLettered,
     MetricSampleChanged,
     RawPayloadReceived,
@@ -105,25 +108,14 @@ class RawHandler:
         async with self._pool.acquire() as conn, conn.transaction():
             changed = await db.upsert_samples(conn, samples)
             await db.record_import_batches(conn, batches)
-            now = datetime.now(UTC)
             await self._outbox.add(
                 conn,
-                [
-                    OutboxMessage(
-                        topic=self._topics.metrics_unified,
-                        key=str(c.sample.user_id).encode(),
-                        payload=dump(
-                            MetricSampleChanged(
-                                event="created" if c.created else "updated",
-                                revision=c.revision,
-                                sample=c.sample,
-                                occurred_at=now,
-                            )
-                        ),
-                        trace_context=traces.get(c.sample.raw_event_id) or None,
-                    )
-                    for c in changed
-                ],
+                announcements(
+                    self._topics,
+                    changed,
+                    "created_or_updated",
+                    {c.sample.id: traces.get(c.sample.raw_event_id) or None for c in changed},
+                ),
             )
         if changed:
             self._outbox.wakeup.set()
@@ -141,6 +133,52 @@ class RawHandler:
                 original=message.value.decode("utf-8", errors="replace"),
             ),
         )
+
+
+class ConnectionHandler:
+    """A disconnected provider whose user asked for its data to go: delete and announce."""
+
+    def __init__(self, pool: asyncpg.Pool, outbox: Outbox, topics: Topics) -> None:
+        self._pool = pool
+        self._outbox = outbox
+        self._topics = topics
+
+    async def handle(self, change: ConnectionChanged) -> int:
+        if change.event != "connection.disconnected" or not change.delete_data:
+            return 0
+        async with self._pool.acquire() as conn, conn.transaction():
+            deleted = await db.delete_source_samples(conn, change.user_id, change.provider)
+            await self._outbox.add(conn, announcements(self._topics, deleted, "deleted", {}))
+        if deleted:
+            self._outbox.wakeup.set()
+        log.info("source data deleted", source=change.provider, samples=len(deleted))
+        return len(deleted)
+
+
+def announcements(
+    topics: Topics,
+    changed: list[db.ChangedSample],
+    kind: Literal["created_or_updated", "deleted"],
+    traces: dict[UUID, dict[str, str] | None],
+) -> list[OutboxMessage]:
+    """One metrics.unified event per changed sample, keyed by its user."""
+    now = datetime.now(UTC)
+    return [
+        OutboxMessage(
+            topic=topics.metrics_unified,
+            key=str(c.sample.user_id).encode(),
+            payload=dump(
+                MetricSampleChanged(
+                    event="deleted" if kind == "deleted" else "created" if c.created else "updated",
+                    revision=c.revision,
+                    sample=c.sample,
+                    occurred_at=now,
+                )
+            ),
+            trace_context=traces.get(c.sample.id),
+        )
+        for c in changed
+    ]
 
 
 def _import_batch(envelope: RawPayloadReceived, result: MappingResult) -> db.ImportBatch:
