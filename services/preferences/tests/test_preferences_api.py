@@ -211,3 +211,20 @@ async def test_without_a_given_verifier_tokens_are_checked_against_auth(
             assert response.status_code == 503
             assert response.json()["error"]["code"] == "auth_unavailable"
             assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_sources_say_how_they_are_reached_and_what_they_give(
+    client: httpx.AsyncClient, token_for: TokenFor
+) -> None:
+    answer = await client.get("/v1/sources", headers=bearer(token_for(uuid4())))
+    assert answer.status_code == 200
+    sources = {s["id"]: s for s in answer.json()}
+    assert sources["strava"] == {
+        "id": "strava",
+        "kind": "oauth",
+        "categories": ["activity"],
+        "metrics": ["active_energy", "active_minutes", "distance", "floors", "steps"],
+    }
+    assert sources["cronometer"]["kind"] == "file"
+    assert "energy_intake" in sources["cronometer"]["metrics"]
+    assert (await client.get("/v1/sources")).status_code == 401

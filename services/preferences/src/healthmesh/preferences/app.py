@@ -11,6 +11,7 @@ from healthmesh.common.access_tokens import JwksVerifier
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.http import install_error_handlers, install_operations
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
+from healthmesh.preferences import sources
 from healthmesh.preferences.deps import TokenVerifier
 from healthmesh.preferences.routes import router
 from healthmesh.preferences.settings import Settings
@@ -44,4 +45,5 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None) -> Fas
     install_operations(app, "preferences", checks=[database])
     install_tracing(app, make_tracer_provider("preferences", settings.otel_exporter_otlp_endpoint))
     app.include_router(router)
+    app.include_router(sources.router)
     return app

@@ -10,10 +10,40 @@ from healthmesh.gateway.routes.forwarding import forward
 router = APIRouter(tags=["preferences"])
 
 
+@router.get("/v1/sources", tags=["sources"])
+async def list_sources(request: Request, http: Http, settings: SettingsDep) -> Response:
+    """Every source: how it is reached (oauth or file) and the categories and metrics it gives."""
+    return await forward(request, http, settings.preferences_url, "/v1/sources")
+
+
 @router.get("/v1/preferences")
 async def get_preferences(request: Request, http: Http, settings: SettingsDep) -> Response:
     """Source priority per category, with fallback, and per-metric overrides."""
     return await forward(request, http, settings.preferences_url, "/v1/preferences")
+
+
+@router.delete("/v1/preferences/overrides/{metric}", status_code=204)
+async def delete_override(
+    metric: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
+    request: Request,
+    http: Http,
+    settings: SettingsDep,
+) -> Response:
+    """Drop a metric's override: its category's order applies again."""
+    return await forward(
+        request, http, settings.preferences_url, f"/v1/preferences/overrides/{metric}"
+    )
+
+
+@router.delete("/v1/preferences/{category}", status_code=204)
+async def delete_category(
+    category: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
+    request: Request,
+    http: Http,
+    settings: SettingsDep,
+) -> Response:
+    """Back to the default order for a category."""
+    return await forward(request, http, settings.preferences_url, f"/v1/preferences/{category}")
 
 
 @router.put("/v1/preferences/overrides/{metric}")
