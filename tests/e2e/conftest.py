@@ -23,6 +23,7 @@ from healthmesh.devstack.stack import (
     service_env,
     start_service,
     start_services,
+    start_simulator,
     stop_services,
     wait_ready,
 )
@@ -40,6 +41,10 @@ class Stack:
     @property
     def gateway(self) -> str:
         return self.services["gateway"].url
+
+    @property
+    def simulator(self) -> str:
+        return self.services["simulator"].url
 
     def restart(self, name: str) -> None:
         service = start_service(name, self.env, self.ports[name], self.data_dir / "logs")
@@ -63,8 +68,18 @@ def stack(infrastructure: SharedInfrastructure) -> Iterator[Stack]:
         HEALTHMESH_IMPORT_BATCH_ROWS="500",
         HEALTHMESH_MAX_UPLOAD_BYTES=str(20 * 1024 * 1024),
     )
-    services = start_services(env, data_dir, ports)
-    running = Stack({s.name: s for s in services}, env, ports, data_dir, database_url, topics)
+    simulator = start_simulator(
+        {**env, "HEALTHMESH_SIMULATOR_TOKEN_LATENCY_S": "0.3"}, free_port(), data_dir / "logs"
+    )
+    env["HEALTHMESH_PROVIDER_BASE_URL"] = simulator.url
+    try:
+        services = start_services(env, data_dir, ports)
+    except BaseException:
+        simulator.process.stop()
+        raise
+    running = Stack(
+        {s.name: s for s in [simulator, *services]}, env, ports, data_dir, database_url, topics
+    )
     try:
         yield running
     finally:

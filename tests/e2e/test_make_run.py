@@ -20,11 +20,12 @@ from healthmesh.devstack.stack import SERVICES
 pytestmark = pytest.mark.e2e
 
 
-def test_run_starts_every_service_and_ctrl_c_leaves_no_process(
+def test_run_starts_every_service_in_sandbox_and_ctrl_c_leaves_no_process(
     infrastructure: SharedInfrastructure,
 ) -> None:
     database_url = asyncio.run(create_database(infrastructure.admin_database_url, "run"))
     ports = {service: free_port() for service in SERVICES}
+    simulator_port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -32,7 +33,11 @@ def test_run_starts_every_service_and_ctrl_c_leaves_no_process(
         "HEALTHMESH_TOPIC_PREFIX": f"run{uuid.uuid4().hex[:8]}.",
         "HEALTHMESH_DATA_DIR": tempfile.mkdtemp(prefix="healthmesh-run-"),
         **{f"HEALTHMESH_{service.upper()}_PORT": str(port) for service, port in ports.items()},
+        "HEALTHMESH_SIMULATOR_PORT": str(simulator_port),
     }
+    for provider in ("OURA", "WHOOP", "FITBIT", "WITHINGS", "STRAVA"):
+        env.pop(f"HEALTHMESH_{provider}_CLIENT_ID", None)
+    env.pop("HEALTHMESH_PROVIDER_BASE_URL", None)
     supervisor = subprocess.Popen(
         [sys.executable, "-m", "healthmesh.devstack.run"],
         env=env,
@@ -53,6 +58,7 @@ def test_run_starts_every_service_and_ctrl_c_leaves_no_process(
         assert len(children) >= len(SERVICES)
         for service, port in ports.items():
             assert any(f"{service}" in ln and f"127.0.0.1:{port}" in ln for ln in lines), lines
+        assert any(f"simulator    http://127.0.0.1:{simulator_port}" in ln for ln in lines), lines
         assert Path(env["HEALTHMESH_DATA_DIR"], "logs", "gateway.log").exists()
         supervisor.send_signal(signal.SIGINT)
         assert supervisor.wait(60) == 0

@@ -112,3 +112,14 @@ def test_only_configured_providers_are_offered_unless_in_sandbox() -> None:
     sandbox = registry(Settings(provider_base_url="http://sim:8010"))
     assert sandbox.keys() == {"oura", "whoop", "fitbit", "withings", "strava"}
     assert sandbox["whoop"].credentials.client_id == "sandbox-whoop"
+
+
+def test_strava_refusals_of_a_dead_refresh_token_are_invalid_grants() -> None:
+    refused = {
+        "message": "Bad Request",
+        "errors": [{"resource": "RefreshToken", "field": "refresh_token", "code": "invalid"}],
+    }
+    assert SPECS["strava"].grant_refused(400, refused)
+    assert not SPECS["strava"].grant_refused(400, {"message": "Bad Request", "errors": []})
+    assert SPECS["oura"].grant_refused(400, {"error": "invalid_grant"})
+    assert not SPECS["oura"].grant_refused(401, {"error": "invalid_client"})

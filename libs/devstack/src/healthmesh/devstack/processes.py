@@ -65,6 +65,8 @@ def spawn(
 ) -> ManagedProcess:
     """Start `argv` in its own process group (so a terminal's Ctrl-C reaches only us, and we stop
     children in order) with the parent-death signal set, so a killed parent takes them along."""
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab") if log_path else None  # noqa: SIM115 - closed in stop()
     popen = subprocess.Popen(
         list(argv),

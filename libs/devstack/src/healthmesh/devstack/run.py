@@ -16,11 +16,14 @@ from healthmesh.common.broker import create_topics
 from healthmesh.common.topics import Topics
 from healthmesh.devstack.stack import (
     SERVICES,
+    Service,
     default_data_dir,
     elapsed,
+    sandbox_wanted,
     service_env,
     start_infrastructure,
     start_services,
+    start_simulator,
     stop_services,
 )
 
@@ -44,16 +47,26 @@ def main() -> int:
         pg_port=int(os.environ.get("HEALTHMESH_EMBEDDED_PG_PORT", "54329")),
         kafka_port=int(os.environ.get("HEALTHMESH_EMBEDDED_KAFKA_PORT", "9092")),
     )
-    services = []
+    services: list[Service] = []
     try:
         print(f"  postgres     {infra.database_url}", flush=True)
         print(f"  kafka        {infra.kafka_bootstrap_servers}", flush=True)
         prefix = os.environ.get("HEALTHMESH_TOPIC_PREFIX", "")
         asyncio.run(create_topics(infra.kafka_bootstrap_servers, Topics(prefix).all()))
         env = service_env(os.environ, infra, _ports(), data_dir)
-        services = start_services(env, data_dir, _ports())
+        if sandbox_wanted(env):
+            port = int(os.environ.get("HEALTHMESH_SIMULATOR_PORT", "8010"))
+            simulator = start_simulator(env, port, data_dir / "logs")
+            services.append(simulator)
+            env["HEALTHMESH_PROVIDER_BASE_URL"] = simulator.url
+            print(
+                f"  {'simulator':<12} {simulator.url} (sandbox: no provider credentials set)",
+                flush=True,
+            )
+        services += start_services(env, data_dir, _ports())
         for service in services:
-            print(f"  {service.name:<12} {service.url}", flush=True)
+            if service.name != "simulator":
+                print(f"  {service.name:<12} {service.url}", flush=True)
         print(
             f"HealthMesh is up in {elapsed(started)}: http://127.0.0.1:{_ports()['gateway']}/docs"
             " - Ctrl-C stops it",

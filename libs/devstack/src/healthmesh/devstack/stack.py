@@ -11,7 +11,7 @@ from pathlib import Path
 
 from healthmesh.common.settings import SERVICE_PORTS
 from healthmesh.devstack.embedded import ensure_database, start_postgres, start_tansu
-from healthmesh.devstack.processes import ManagedProcess, spawn, wait_until
+from healthmesh.devstack.processes import ManagedProcess, port_open, spawn, wait_until
 
 # Start order: auth first (the others fetch its keys), the gateway last.
 SERVICES = ("auth", "preferences", "normalizer", "connectors", "gateway")
@@ -65,6 +65,15 @@ class Service:
     process: ManagedProcess
 
 
+PROVIDERS = ("oura", "whoop", "fitbit", "withings", "strava")
+
+
+def sandbox_wanted(env: Mapping[str, str]) -> bool:
+    """No provider credentials and no provider URL configured: the simulator stands in."""
+    configured = any(env.get(f"HEALTHMESH_{p.upper()}_CLIENT_ID") for p in PROVIDERS)
+    return not configured and not env.get("HEALTHMESH_PROVIDER_BASE_URL")
+
+
 def service_env(
     base: Mapping[str, str], infra: Infrastructure, ports: Mapping[str, int], data_dir: Path
 ) -> dict[str, str]:
@@ -76,7 +85,27 @@ def service_env(
         HEALTHMESH_PREFERENCES_URL=f"http://127.0.0.1:{ports['preferences']}",
     )
     env.setdefault("HEALTHMESH_UPLOAD_DIR", str(data_dir / "uploads"))
+    env.setdefault("HEALTHMESH_PUBLIC_URL", f"http://127.0.0.1:{ports['gateway']}")
     return env
+
+
+def start_simulator(env: Mapping[str, str], port: int, log_dir: Path) -> Service:
+    """The provider simulator (sandbox mode): every provider's OAuth and API on one port."""
+    process = spawn(
+        "simulator",
+        [sys.executable, "-m", "healthmesh.simulator"],
+        env={**env, "HEALTHMESH_SIMULATOR_PORT": str(port)},
+        log_path=log_dir / "simulator.log",
+    )
+    service = Service("simulator", f"http://127.0.0.1:{port}", process)
+    try:
+        wait_until(lambda: not process.alive() or port_open(port), 30, "the provider simulator")
+    except TimeoutError:
+        process.stop()
+        raise
+    if not process.alive():
+        raise RuntimeError(f"the simulator exited at start; see {log_dir / 'simulator.log'}")
+    return service
 
 
 def start_service(name: str, env: Mapping[str, str], port: int, log_dir: Path) -> Service:

@@ -51,6 +51,15 @@ class Credentials:
 
 
 TokenParser = Callable[[Any, "TokenSet | None", datetime], TokenSet]
+GrantRefusal = Callable[[int, Any], bool]
+"""Whether an HTTP 4xx answer of the token endpoint means the grant is dead."""
+
+
+def oauth_invalid_grant(status: int, document: Any) -> bool:
+    """RFC 6749 §5.2: `{"error": "invalid_grant"}`."""
+    return isinstance(document, dict) and document.get("error") == "invalid_grant"
+
+
 Revoker = Callable[[httpx.AsyncClient, "Provider", TokenSet], Awaitable[None]]
 
 
@@ -70,6 +79,7 @@ class ProviderSpec:
     pkce: bool = False
     state_length: int | None = None
     """The provider insists on this many characters of state (WHOOP: 8)."""
+    grant_refused: GrantRefusal = oauth_invalid_grant
     authorize_params: Mapping[str, str] = field(default_factory=dict)
     token_params: Mapping[str, str] = field(default_factory=dict)
     refresh_params: Mapping[str, str] = field(default_factory=dict)
@@ -170,10 +180,9 @@ async def _token_call(
     except ValueError:
         raise ProviderUnavailable(f"{provider.id} token endpoint sent unreadable JSON") from None
     if answer.status_code >= 400:
-        error = document.get("error") if isinstance(document, dict) else None
-        if error == "invalid_grant":
-            raise InvalidGrant(f"{provider.id}: invalid_grant")
-        raise ProviderRefused(f"{provider.id} token endpoint: {answer.status_code} {error}")
+        if provider.spec.grant_refused(answer.status_code, document):
+            raise InvalidGrant(f"{provider.id}: the grant was refused")
+        raise ProviderRefused(f"{provider.id} token endpoint answered {answer.status_code}")
     return provider.spec.parse_token(document, previous, datetime.now(UTC))
 
 

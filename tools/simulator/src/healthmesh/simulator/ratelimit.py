@@ -1,7 +1,6 @@
 """Fixed-window request counters, aligned to the epoch (so Strava's reset at :00/:15/:30/:45 and
 at midnight UTC come out right)."""
 
-from collections import Counter
 from dataclasses import dataclass
 
 from healthmesh.simulator.clock import Clock
@@ -31,7 +30,7 @@ class Usage:
 class RateLimiter:
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self.counts: Counter[tuple[str, int, int]] = Counter()
+        self.counts: dict[tuple[str, int], tuple[int, int]] = {}  # (key, window) -> (slot, n)
 
     def reset(self) -> None:
         self.counts.clear()
@@ -42,8 +41,9 @@ class RateLimiter:
         usages = []
         for window in windows:
             slot = int(now // window.seconds)
-            self.counts[(key, window.seconds, slot)] += 1
-            used = self.counts[(key, window.seconds, slot)]
+            current, used = self.counts.get((key, window.seconds), (slot, 0))
+            used = used + 1 if current == slot else 1
+            self.counts[(key, window.seconds)] = (slot, used)
             reset_in = int((slot + 1) * window.seconds - now) or 1
             usages.append(Usage(window=window, used=used, reset_in=reset_in))
         return usages

@@ -15,8 +15,10 @@ class Settings(BaseSettings):
     seed: int = Field(1, description="Same seed, same data: every value derives from it.")
     days: int = Field(400, ge=1, description="Days of history per user, ending today.")
     token_ttl_s: int | None = Field(
-        None, ge=1, description="One access-token lifetime for every provider (tests); "
-        "unset = each provider's real lifetime."
+        None,
+        ge=1,
+        description="One access-token lifetime for every provider (tests); "
+        "unset = each provider's real lifetime.",
     )
     auto_approve: bool = Field(
         True, description="Authorize redirects back at once; false shows an Approve page."

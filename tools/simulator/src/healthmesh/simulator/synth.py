@@ -118,7 +118,7 @@ def history(now: float, p: Person, days: int) -> tuple[date, date]:
 def local_at(day: date, tz: ZoneInfo, minutes: float) -> datetime:
     """`minutes` after local midnight of `day`, as an aware local time (DST-correct)."""
     midnight = datetime.combine(day, time(), tz).astimezone(UTC)
-    return (midnight + timedelta(minutes=minutes)).astimezone(tz)
+    return (midnight + timedelta(seconds=round(minutes * 60))).astimezone(tz)
 
 
 def day_bounds(day: date, tz: ZoneInfo) -> tuple[float, float]:
@@ -203,7 +203,9 @@ def _stages(rng: random.Random, n: int) -> str:
         deep = max(0, int(rng.gauss(6 - 2 * cycle, 1.5)))
         rem = max(1, int(rng.gauss(2 + 1.5 * cycle, 1)))
         light = max(2, int(rng.gauss(8, 2)))
-        block = [LIGHT] * (light // 2) + [DEEP] * deep + [LIGHT] * (light - light // 2) + [REM] * rem
+        block = (
+            [LIGHT] * (light // 2) + [DEEP] * deep + [LIGHT] * (light - light // 2) + [REM] * rem
+        )
         if rng.random() < 0.35:
             block.append(AWAKE)
         out.extend(block)
@@ -235,14 +237,17 @@ class ActivityDay:
         return sum(sum(b.steps) for b in self.bouts)
 
     def minutes(self) -> list[tuple[datetime, int]]:
-        return [(b.start + timedelta(minutes=i), s) for b in self.bouts for i, s in enumerate(b.steps)]
+        return [
+            (b.start + timedelta(minutes=i), s) for b in self.bouts for i, s in enumerate(b.steps)
+        ]
 
 
-def make_activity(rng: random.Random, p: Person, day: date) -> ActivityDay:
+def make_activity(rng: random.Random, p: Person, day: date, awake: datetime) -> ActivityDay:
     target = max(800, int(rng.gauss(p.daily_steps, p.daily_steps * 0.3)))
     bouts: list[Bout] = []
     total = 0
-    minute = 7 * 60 + rng.randint(0, 60)
+    midnight = datetime.combine(day, time(), p.tz)
+    minute = int(max(7 * 60, (awake - midnight).total_seconds() / 60 + 10)) + rng.randint(0, 60)
     while total < target and minute < 22 * 60:
         length = rng.randint(4, 35)
         cadence = rng.randint(85, 118)
@@ -282,12 +287,14 @@ class Workout:
 _SPEED = {"running": 2.9, "cycling": 7.0, "walking": 1.4, "swimming": 0.55, "hiking": 1.2}
 
 
-def make_workouts(rng: random.Random, p: Person, day: date) -> tuple[Workout, ...]:
+def make_workouts(rng: random.Random, p: Person, day: date, awake: datetime) -> tuple[Workout, ...]:
     count = 0 if rng.random() < 0.5 else (1 if rng.random() < 0.85 else 2)
     out = []
+    midnight = datetime.combine(day, time(), p.tz)
+    earliest = (awake - midnight).total_seconds() / 60 + 20
     for i in range(count):
         sport = rng.choice(SPORTS)
-        minute = (6 * 60 + 30 if i == 0 else 17 * 60) + rng.randint(0, 150)
+        minute = max(earliest, 7 * 60 if i == 0 else 17 * 60) + rng.randint(0, 150)
         duration = rng.randint(20, 95) * 60 + rng.randrange(60)
         speed = _SPEED.get(sport)
         distance = round(duration * speed * rng.uniform(0.85, 1.15), 1) if speed else None
@@ -341,3 +348,44 @@ def heart_rate_at(p: Person, rng: random.Random, asleep: bool, workout: Workout 
     if asleep:
         return int(rng.gauss(p.resting_hr + 3, 3))
     return int(rng.gauss(p.resting_hr + 22, 9))
+
+
+@dataclass(frozen=True)
+class DayPlan:
+    """What one person did on one day, as one provider's devices saw it."""
+
+    day: date
+    night: Night
+    activity: ActivityDay
+    workouts: tuple[Workout, ...]
+    weighing: Weighing | None
+
+
+@lru_cache(maxsize=16384)
+def day_plan(seed: int, provider: str, user: str, day: date) -> DayPlan:
+    rng = day_rng(seed, provider, user, day)
+    p = person(seed, user)
+    night = make_night(rng, p, day)
+    return DayPlan(
+        day=day,
+        night=night,
+        activity=make_activity(rng, p, day, night.end),
+        workouts=make_workouts(rng, p, day, night.end),
+        weighing=make_weighing(rng, p, day),
+    )
+
+
+def render_rng(seed: int, provider: str, user: str, day: date) -> random.Random:
+    """A second stream for the values only one provider's format has (scores, ids...)."""
+    return random.Random(f"{seed}:{provider}:{user}:{day.isoformat()}:render")  # noqa: S311
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def iso_utc(ts: float, ms: bool = False) -> str:
+    """RFC 3339 in UTC with a Z, as WHOOP, Google and Strava write it."""
+    moment = datetime.fromtimestamp(ts, UTC)
+    text = moment.isoformat(timespec="milliseconds" if ms else "seconds")
+    return text.replace("+00:00", "Z")

@@ -31,6 +31,15 @@ def _parse(document: Any, previous: TokenSet | None, now: datetime) -> TokenSet:
     )
 
 
+def _grant_refused(status: int, document: Any) -> bool:
+    """Strava's refusal of a dead code or refresh token: 400 with a resource-level error."""
+    errors = document.get("errors") if isinstance(document, dict) else None
+    return status in (400, 401) and any(
+        isinstance(e, dict) and e.get("resource") in ("RefreshToken", "AuthorizationCode")
+        for e in errors or ()
+    )
+
+
 async def _revoke(http: httpx.AsyncClient, provider: Provider, tokens: TokenSet) -> None:
     answer = await http.post(
         provider.url(provider.spec.revoke_url),
@@ -49,5 +58,6 @@ SPEC = ProviderSpec(
     scope_separator=",",
     parse_token=_parse,
     revoke=_revoke,
+    grant_refused=_grant_refused,
     authorize_params={"approval_prompt": "auto"},
 )

@@ -19,6 +19,7 @@ from healthmesh.auth.oauth import (
     TokenSet,
 )
 
+_SIGNATURE_URL = "https://wbsapi.withings.net/v2/signature"  # action=getnonce lives here
 _RATE_LIMITED = 601
 _INVALID_PARAMS = (503, 401)
 
@@ -53,10 +54,11 @@ def sign(secret: str, *values: str) -> str:
 
 async def _revoke(http: httpx.AsyncClient, provider: Provider, tokens: TokenSet) -> None:
     url = provider.url(provider.spec.revoke_url)
+    nonce_url = provider.url(_SIGNATURE_URL)
     client_id, secret = provider.credentials.client_id, provider.credentials.client_secret
     timestamp = str(int(time.time()))
     answer = await http.post(
-        url,
+        nonce_url,
         data={
             "action": "getnonce",
             "client_id": client_id,
