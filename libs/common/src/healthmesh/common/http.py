@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
+from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as prometheus_text
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -72,6 +73,23 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error", path=request.url.path, exc_info=exc)
         return JSONResponse(error_body("internal", "internal error"), 500)
+
+
+def database_ready(app: FastAPI) -> ReadinessCheck:
+    """Readiness of the pool the lifespan put on `app.state.pool`."""
+
+    async def database() -> None:
+        await app.state.pool.fetchval("SELECT 1")
+
+    return database
+
+
+def broker_ready(broker: KafkaBroker) -> ReadinessCheck:
+    async def kafka() -> None:
+        if not await broker.ping(timeout=2.0):
+            raise ConnectionError("Kafka broker unreachable")
+
+    return kafka
 
 
 def install_operations(app: FastAPI, service: str, checks: list[ReadinessCheck]) -> None:

@@ -10,7 +10,7 @@ one trace runs from an HTTP request or consumed message to what it caused downst
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +94,17 @@ class Outbox:
             "outbox relay", context=parent, kind=SpanKind.PRODUCER
         ):
             await broker.publish(row["payload"], topic=row["topic"], key=row["key"])
+
+    @contextlib.asynccontextmanager
+    async def relaying(self, pool: asyncpg.Pool, broker: KafkaBroker) -> AsyncIterator[None]:
+        """Run the relay for the duration of the block (a service's lifespan)."""
+        task = asyncio.create_task(self.relay_forever(pool, broker))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def relay_forever(
         self, pool: asyncpg.Pool, broker: KafkaBroker, idle_poll_s: float = 1.0

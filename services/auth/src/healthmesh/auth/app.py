@@ -1,7 +1,6 @@
 """The auth service's application: `create_app(settings)` is the one object a runner starts."""
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -20,7 +19,12 @@ from healthmesh.auth.signing_keys import load_signing_keys
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.events import ConnectionChanged
-from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.http import (
+    broker_ready,
+    database_ready,
+    install_error_handlers,
+    install_operations,
+)
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
@@ -40,7 +44,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(settings.database_url)
         http = httpx.AsyncClient()
-        relay: asyncio.Task[None] | None = None
         try:
             await apply_migrations(pool, "auth", resources.files("healthmesh.auth") / "migrations")
             app.state.signing_keys = await load_signing_keys(pool)
@@ -50,13 +53,9 @@ def create_app(settings: Settings) -> FastAPI:
                 pool, http, registry(settings), cipher, outbox, settings
             )
             await broker.start()
-            relay = asyncio.create_task(outbox.relay_forever(pool, broker))
-            yield
+            async with outbox.relaying(pool, broker):
+                yield
         finally:
-            if relay is not None:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
             await broker.stop()
             await http.aclose()
             await pool.close()
@@ -72,16 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         schema=ConnectionChanged,
     )
 
-    async def database() -> None:
-        async with app.state.pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-
-    async def kafka() -> None:
-        if not await broker.ping(timeout=2.0):
-            raise ConnectionError("Kafka broker unreachable")
-
     install_error_handlers(app)
-    install_operations(app, "auth", checks=[database, kafka])
+    install_operations(app, "auth", checks=[database_ready(app), broker_ready(broker)])
     install_tracing(app, tracer_provider)
     app.include_router(router)
     app.include_router(connection_routes.router)

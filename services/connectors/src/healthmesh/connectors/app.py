@@ -17,7 +17,12 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.events import ImportRequested, RawPayloadReceived
-from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.http import (
+    broker_ready,
+    database_ready,
+    install_error_handlers,
+    install_operations,
+)
 from healthmesh.common.logging import get_logger
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
@@ -80,13 +85,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.broker = broker
     install_error_handlers(app)
 
-    async def database() -> None:
-        await app.state.pool.fetchval("SELECT 1")
-
-    async def kafka() -> None:
-        if not await broker.ping(timeout=2.0):
-            raise ConnectionError("Kafka broker unreachable")
-
-    install_operations(app, SERVICE, [database, kafka])
+    install_operations(app, SERVICE, [database_ready(app), broker_ready(broker)])
     install_tracing(app, tracer_provider)
     return app

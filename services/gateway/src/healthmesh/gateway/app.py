@@ -5,7 +5,6 @@ auth and preferences, the JWKS verifier, the broker and the outbox relay that pu
 requests, then mounts the routes: identity, imports, metrics, preferences.
 """
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib.resources import files
@@ -17,7 +16,12 @@ from healthmesh.common.access_tokens import JwksVerifier
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.events import ImportRequested
-from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.http import (
+    broker_ready,
+    database_ready,
+    install_error_handlers,
+    install_operations,
+)
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
@@ -37,20 +41,15 @@ def create_app(settings: Settings) -> FastAPI:
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
         pool = await open_pool(settings.database_url)
         http = httpx.AsyncClient()
-        relay: asyncio.Task[None] | None = None
         try:
             await apply_migrations(pool, "gateway", files("healthmesh.gateway") / "migrations")
             app.state.pool = pool
             app.state.http = http
             app.state.verifier = JwksVerifier(http, f"{settings.auth_url}/.well-known/jwks.json")
             await broker.start()
-            relay = asyncio.create_task(outbox.relay_forever(pool, broker))
-            yield
+            async with outbox.relaying(pool, broker):
+                yield
         finally:
-            if relay is not None:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
             await broker.stop()
             await http.aclose()
             await pool.close()
@@ -74,17 +73,10 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(module.router)
     install_error_handlers(app)
 
-    async def database() -> None:
-        await app.state.pool.fetchval("SELECT 1")
-
-    async def kafka() -> None:
-        if not await broker.ping(timeout=2.0):
-            raise ConnectionError("Kafka broker unreachable")
-
     async def auth_keys() -> None:
         answer = await app.state.http.get(f"{settings.auth_url}/.well-known/jwks.json", timeout=2)
         answer.raise_for_status()
 
-    install_operations(app, SERVICE, [database, kafka, auth_keys])
+    install_operations(app, SERVICE, [database_ready(app), broker_ready(broker), auth_keys])
     install_tracing(app, tracer_provider)
     return app

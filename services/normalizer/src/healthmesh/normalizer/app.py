@@ -18,7 +18,12 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.events import ConnectionChanged, DeadLettered, MetricSampleChanged, dump
-from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.http import (
+    broker_ready,
+    database_ready,
+    install_error_handlers,
+    install_operations,
+)
 from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
@@ -118,7 +123,6 @@ def create_app(settings: Settings) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         pool = await open_pool(settings.database_url)
-        relay: asyncio.Task[None] | None = None
         try:
             await apply_migrations(
                 pool, "normalizer", files("healthmesh.normalizer") / "migrations"
@@ -129,13 +133,9 @@ def create_app(settings: Settings) -> FastAPI:
                 pool, outbox, Topics(settings.topic_prefix)
             )
             await broker.start()
-            relay = asyncio.create_task(outbox.relay_forever(pool, broker))
-            yield
+            async with outbox.relaying(pool, broker):
+                yield
         finally:
-            if relay is not None:
-                relay.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await relay
             await broker.stop()
             await pool.close()
 
@@ -145,14 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
     declare_publications(broker, Topics(settings.topic_prefix))
     install_error_handlers(app)
 
-    async def database() -> None:
-        await app.state.pool.fetchval("SELECT 1")
-
-    async def kafka() -> None:
-        if not await broker.ping(timeout=2.0):
-            raise ConnectionError("Kafka broker unreachable")
-
-    install_operations(app, SERVICE, [database, kafka])
+    install_operations(app, SERVICE, [database_ready(app), broker_ready(broker)])
     install_tracing(app, tracer_provider)
     app.state.broker = broker
     return app

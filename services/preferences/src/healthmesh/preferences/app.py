@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from healthmesh.common.access_tokens import JwksVerifier
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.http import install_error_handlers, install_operations
+from healthmesh.common.http import database_ready, install_error_handlers, install_operations
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.preferences import sources
 from healthmesh.preferences.deps import TokenVerifier
@@ -37,12 +37,8 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None) -> Fas
 
     app = FastAPI(title="HealthMesh preferences", version="1", lifespan=lifespan)
 
-    async def database() -> None:
-        async with app.state.pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
-
     install_error_handlers(app)
-    install_operations(app, "preferences", checks=[database])
+    install_operations(app, "preferences", checks=[database_ready(app)])
     install_tracing(app, make_tracer_provider("preferences", settings.otel_exporter_otlp_endpoint))
     app.include_router(router)
     app.include_router(sources.router)
