@@ -38,8 +38,12 @@ lint: install ## ruff: lint and formatting
 
 .PHONY: typecheck
 typecheck: install ## mypy --strict over every package and its tests
-	@$(UV) run --frozen --no-sync mypy libs/common/src libs/devstack/src services/*/src tools/simulator/src
+	@$(UV) run --frozen --no-sync mypy libs/common/src libs/devstack/src services/*/src tools/simulator/src benchmarks
 	@$(UV) run --frozen --no-sync mypy libs/*/tests services/*/tests tools/*/tests tests
+
+.PHONY: bench
+bench: install ## Benchmark: 100 users backfill a year from 5 providers (benchmarks/README.md)
+	@$(UV) run --frozen --no-sync python benchmarks/sync_backfill.py $(BENCH_ARGS)
 
 .PHONY: asyncapi
 asyncapi: install ## Regenerate docs/asyncapi.json from the code

@@ -28,6 +28,9 @@ from healthmesh.devstack.stack import (
     wait_ready,
 )
 
+BACKFILL_DAYS = 30
+WEBHOOK_VERIFY_TOKEN = "e2e-verify-token"
+
 
 @dataclass
 class Stack:
@@ -67,9 +70,26 @@ def stack(infrastructure: SharedInfrastructure) -> Iterator[Stack]:
         HEALTHMESH_BATCH_MAX_RECORDS="5",
         HEALTHMESH_IMPORT_BATCH_ROWS="500",
         HEALTHMESH_MAX_UPLOAD_BYTES=str(20 * 1024 * 1024),
+        # Provider syncs: a month of history, quick retries and takeovers, verifiable webhooks.
+        HEALTHMESH_BACKFILL_DAYS=str(BACKFILL_DAYS),
+        HEALTHMESH_SYNC_LEASE_S="4",
+        HEALTHMESH_SYNC_RETRY_BASE_S="0.5",
+        HEALTHMESH_PROVIDER_TIMEOUT_S="2",
+        HEALTHMESH_PROVIDER_RETRY_BASE_S="0.1",
+        HEALTHMESH_PROVIDER_RETRY_CAP_S="1",
+        HEALTHMESH_PROVIDER_RATE_LIMIT_WAIT_S="1",
+        HEALTHMESH_SCHEDULE_TICK_S="1",
+        HEALTHMESH_WEBHOOK_VERIFY_TOKEN=WEBHOOK_VERIFY_TOKEN,
+        HEALTHMESH_FITBIT_WEBHOOK_AUTHORIZATION="Bearer sandbox-webhook-secret",
     )
     simulator = start_simulator(
-        {**env, "HEALTHMESH_SIMULATOR_TOKEN_LATENCY_S": "0.3"}, free_port(), data_dir / "logs"
+        {
+            **env,
+            "HEALTHMESH_SIMULATOR_TOKEN_LATENCY_S": "0.3",
+            "HEALTHMESH_SIMULATOR_FAULT_TIMEOUT_S": "4",
+        },
+        free_port(),
+        data_dir / "logs",
     )
     env["HEALTHMESH_PROVIDER_BASE_URL"] = simulator.url
     try:

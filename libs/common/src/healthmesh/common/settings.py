@@ -42,6 +42,7 @@ class CommonSettings(BaseSettings):
     port: int = 0
     auth_url: str = f"http://127.0.0.1:{SERVICE_PORTS['auth']}"
     preferences_url: str = f"http://127.0.0.1:{SERVICE_PORTS['preferences']}"
+    connectors_url: str = f"http://127.0.0.1:{SERVICE_PORTS['connectors']}"
     upload_dir: Path = Path(".data/uploads")
     log_level: str = "INFO"
     internal_token: str = Field(
@@ -60,3 +61,36 @@ class CommonSettings(BaseSettings):
         if self.environment == "production" and self.internal_token == DEV_INTERNAL_TOKEN:
             raise ValueError("HEALTHMESH_INTERNAL_TOKEN must be set to a real secret in production")
         return self
+
+
+PROVIDERS = ("oura", "whoop", "fitbit", "withings", "strava")
+
+
+class ProviderSettings(CommonSettings):
+    """Provider app credentials, read by auth (OAuth) and connectors (webhook signatures)."""
+
+    provider_base_url: str | None = Field(
+        None,
+        description="Sandbox: serve every provider from {base}/{provider}{real path} "
+        "(the provider simulator) instead of the real hosts.",
+    )
+    oura_client_id: str | None = None
+    oura_client_secret: str | None = None
+    whoop_client_id: str | None = None
+    whoop_client_secret: str | None = None
+    fitbit_client_id: str | None = None
+    fitbit_client_secret: str | None = None
+    withings_client_id: str | None = None
+    withings_client_secret: str | None = None
+    strava_client_id: str | None = None
+    strava_client_secret: str | None = None
+
+    def credentials(self, provider: str) -> tuple[str, str] | None:
+        """(client id, client secret): configured ones, or the simulator's in sandbox mode."""
+        client_id = getattr(self, f"{provider}_client_id")
+        client_secret = getattr(self, f"{provider}_client_secret")
+        if client_id and client_secret:
+            return client_id, client_secret
+        if self.provider_base_url:
+            return f"sandbox-{provider}", f"sandbox-secret-{provider}"
+        return None

@@ -83,6 +83,7 @@ def service_env(
         KAFKA_BOOTSTRAP_SERVERS=infra.kafka_bootstrap_servers,
         HEALTHMESH_AUTH_URL=f"http://127.0.0.1:{ports['auth']}",
         HEALTHMESH_PREFERENCES_URL=f"http://127.0.0.1:{ports['preferences']}",
+        HEALTHMESH_CONNECTORS_URL=f"http://127.0.0.1:{ports['connectors']}",
     )
     env.setdefault("HEALTHMESH_UPLOAD_DIR", str(data_dir / "uploads"))
     env.setdefault("HEALTHMESH_PUBLIC_URL", f"http://127.0.0.1:{ports['gateway']}")

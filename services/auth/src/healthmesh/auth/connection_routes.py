@@ -82,6 +82,21 @@ async def disconnect(
     return Response(status_code=204)
 
 
+class TokenRequest(BaseModel):
+    rejected_sha256: str | None = None
+    """SHA-256 (hex) of an access token the provider refused: refresh unless already done."""
+
+
+class ReauthReport(BaseModel):
+    reason: str
+
+
+def _require_service(settings: AppSettings, authorization: str) -> None:
+    presented = authorization.removeprefix("Bearer ").strip()
+    if not hmac.compare_digest(presented.encode(), settings.internal_token.encode()):
+        raise ApiError(401, "unauthorized", "internal endpoint: service credentials required")
+
+
 @router.post("/internal/v1/connections/{provider}/{user_id}/token", include_in_schema=False)
 async def internal_token(
     provider: ProviderId,
@@ -90,15 +105,33 @@ async def internal_token(
     settings: AppSettings,
     response: Response,
     authorization: Annotated[str, Header()] = "",
+    body: TokenRequest | None = None,
 ) -> dict[str, str]:
     """A working access token for a connector (service-to-service; never for clients)."""
-    presented = authorization.removeprefix("Bearer ").strip()
-    if not hmac.compare_digest(presented.encode(), settings.internal_token.encode()):
-        raise ApiError(401, "unauthorized", "internal endpoint: service credentials required")
+    _require_service(settings, authorization)
     response.headers["Cache-Control"] = "no-store"
-    tokens = await connections.access_token(user_id, provider)
+    rejected = body.rejected_sha256 if body else None
+    tokens = await connections.access_token(user_id, provider, rejected)
     return {
         "access_token": tokens.access_token,
         "expires_at": tokens.expires_at.isoformat(),
         "provider_user_id": tokens.provider_user_id or "",
     }
+
+
+@router.post(
+    "/internal/v1/connections/{provider}/{user_id}/reauth",
+    status_code=204,
+    include_in_schema=False,
+)
+async def internal_reauth(
+    provider: ProviderId,
+    user_id: UUID,
+    report: ReauthReport,
+    connections: ConnectionsDep,
+    settings: AppSettings,
+    authorization: Annotated[str, Header()] = "",
+) -> None:
+    """A connector reports a dead grant (refused even fresh, or revoked at the provider)."""
+    _require_service(settings, authorization)
+    await connections.mark_reauth(user_id, provider, report.reason[:200])

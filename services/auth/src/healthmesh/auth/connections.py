@@ -2,6 +2,8 @@
 disconnect. Every change that others must hear of is queued in the outbox in the same
 transaction as the change itself."""
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -163,35 +165,34 @@ class Connections:
             for row in await db.user_connections(self._pool, user_id)
         ]
 
-    async def access_token(self, user_id: UUID, provider_id: str) -> TokenSet:
-        """A working access token, refreshed first when it is close to expiry.
+    async def access_token(
+        self, user_id: UUID, provider_id: str, rejected_sha256: str | None = None
+    ) -> TokenSet:
+        """A working access token, refreshed first when it is close to expiry, or when the
+        provider refused it (`rejected_sha256`: the refused token's SHA-256).
 
         Single-flight per (user, provider) across processes: the refresh runs holding the row
-        lock, and whoever waited re-reads the row and finds it fresh.
+        lock, and whoever waited re-reads the row and finds it fresh (or, for a refused token,
+        finds a different token than the one refused).
         """
         provider = self.provider(provider_id)
         row = await db.connection(self._pool, user_id, provider_id)
-        tokens = self._usable(row, user_id, provider_id)
+        tokens = self._usable(row, user_id, provider_id, rejected_sha256)
         if tokens is not None:
             return tokens
         reauth = False
         async with self._pool.acquire() as conn, conn.transaction():
             row = await db.connection(conn, user_id, provider_id, lock=True)
-            tokens = self._usable(row, user_id, provider_id)
+            tokens = self._usable(row, user_id, provider_id, rejected_sha256)
             if tokens is not None:
                 return tokens
             current = self._open(row)
             try:
                 fresh = await refresh(self._http, provider, current)
             except InvalidGrant:
-                await db.mark_connection(
-                    conn,
-                    user_id,
-                    provider_id,
-                    "reauth_required",
-                    "the provider refused the refresh token; reconnect",
+                await self._needs_reauth(
+                    conn, user_id, provider_id, "the provider refused the refresh token; reconnect"
                 )
-                await self._announce(conn, "connection.reauth_required", user_id, provider_id, None)
                 reauth = True
             except ProviderUnavailable as exc:
                 log.warning("token refresh failed", provider=provider_id, error=str(exc))
@@ -211,14 +212,37 @@ class Connections:
         assert reauth
         raise ApiError(409, "reauth_required", f"the {provider_id} connection must be renewed")
 
-    def _usable(self, row: Any, user_id: UUID, provider_id: str) -> TokenSet | None:
+    async def mark_reauth(self, user_id: UUID, provider_id: str, reason: str) -> None:
+        """A connector found the grant dead (a fresh token refused, access revoked at the
+        provider): the user must reconnect. Announced once."""
+        self.provider(provider_id)
+        async with self._pool.acquire() as conn, conn.transaction():
+            row = await db.connection(conn, user_id, provider_id, lock=True)
+            if row is None:
+                raise ApiError(404, "not_connected", f"no {provider_id} connection for this user")
+            if row["status"] != "reauth_required":
+                await self._needs_reauth(conn, user_id, provider_id, reason)
+
+    async def _needs_reauth(
+        self, conn: asyncpg.Connection, user_id: UUID, provider_id: str, reason: str
+    ) -> None:
+        await db.mark_connection(conn, user_id, provider_id, "reauth_required", reason)
+        await self._announce(conn, "connection.reauth_required", user_id, provider_id, None)
+
+    def _usable(
+        self, row: Any, user_id: UUID, provider_id: str, rejected_sha256: str | None = None
+    ) -> TokenSet | None:
         if row is None:
             raise ApiError(404, "not_connected", f"no {provider_id} connection for this user")
         if row["status"] == "reauth_required":
             raise ApiError(409, "reauth_required", f"the {provider_id} connection must be renewed")
+        tokens = self._open(row)
+        if rejected_sha256 is not None:
+            refused = hashlib.sha256(tokens.access_token.encode()).hexdigest()
+            return None if hmac.compare_digest(refused, rejected_sha256) else tokens
         margin = timedelta(seconds=self._settings.refresh_margin_s)
         if row["expires_at"] - margin > datetime.now(UTC):
-            return self._open(row)
+            return tokens
         return None
 
     async def disconnect(self, user_id: UUID, provider_id: str, delete_data: bool) -> None:

@@ -2,13 +2,13 @@
 
 from pydantic import Field, model_validator
 
-from healthmesh.common.settings import CommonSettings
+from healthmesh.common.settings import ProviderSettings
 
 # Development-only values; refused when HEALTHMESH_ENVIRONMENT=production.
 DEV_TOKEN_KEYS = "dev-1:ZGV2LWtleS1ub3QtZm9yLXByb2R1Y3Rpb24tdXNlISE="  # noqa: S105 - dev only
 
 
-class Settings(CommonSettings):
+class Settings(ProviderSettings):
     access_token_ttl_s: int = Field(900, ge=1, description="Lifetime of an access token.")
     refresh_token_ttl_s: int = Field(
         30 * 24 * 3600, ge=60, description="Lifetime of a refresh token from its issue."
@@ -25,25 +25,10 @@ class Settings(CommonSettings):
         default_factory=list,
         description="Origins an app may ask to be sent back to after connecting (exact match).",
     )
-    provider_base_url: str | None = Field(
-        None,
-        description="Sandbox: serve every provider from {base}/{provider}{real path} "
-        "(the provider simulator) instead of the real hosts.",
-    )
     oauth_state_ttl_s: int = 600
     refresh_margin_s: int = Field(
         300, description="Refresh an access token this long before it expires."
     )
-    oura_client_id: str | None = None
-    oura_client_secret: str | None = None
-    whoop_client_id: str | None = None
-    whoop_client_secret: str | None = None
-    fitbit_client_id: str | None = None
-    fitbit_client_secret: str | None = None
-    withings_client_id: str | None = None
-    withings_client_secret: str | None = None
-    strava_client_id: str | None = None
-    strava_client_secret: str | None = None
 
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> "Settings":

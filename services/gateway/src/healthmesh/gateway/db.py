@@ -1,6 +1,6 @@
 """The gateway's SQL: its own imports table, and read-only queries on the read models other
 services publish (connectors.import_progress_v1, normalizer.import_progress_v1,
-normalizer.samples_v1). Every query filters by the caller's user id."""
+normalizer.samples_v1, connectors.sync_status_v1). Every query filters by the caller's user id."""
 
 from datetime import datetime
 from typing import Any
@@ -146,3 +146,12 @@ async def raw_samples(
         limit,
     )
     return rows
+
+
+async def sync_status(pool: asyncpg.Pool, user_id: UUID) -> dict[str, dict[str, Any]]:
+    rows = await pool.fetch(
+        """SELECT provider, last_sync_at, last_error, syncing, last_job_status
+           FROM connectors.sync_status_v1 WHERE user_id = $1""",
+        user_id,
+    )
+    return {row["provider"]: dict(row) for row in rows}

@@ -15,13 +15,7 @@ def registry(settings: Settings) -> dict[str, Provider]:
     (simulator credentials `sandbox-<id>` / `sandbox-secret-<id>`)."""
     providers: dict[str, Provider] = {}
     for provider_id, spec in SPECS.items():
-        client_id = getattr(settings, f"{provider_id}_client_id")
-        client_secret = getattr(settings, f"{provider_id}_client_secret")
-        if client_id and client_secret:
-            credentials = Credentials(client_id, client_secret)
-        elif settings.provider_base_url:
-            credentials = Credentials(f"sandbox-{provider_id}", f"sandbox-secret-{provider_id}")
-        else:
-            continue
-        providers[provider_id] = Provider(spec, credentials, settings.provider_base_url)
+        pair = settings.credentials(provider_id)
+        if pair is not None:
+            providers[provider_id] = Provider(spec, Credentials(*pair), settings.provider_base_url)
     return providers

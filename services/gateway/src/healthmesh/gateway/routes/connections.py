@@ -1,12 +1,21 @@
-"""Provider connections: owned by the auth service, reached through the gateway. The OAuth
-callback is public (the provider sends the user's browser here); auth checks its state."""
+"""Provider connections: owned by the auth service (tokens, status) and the connectors (syncs,
+webhooks), reached through the gateway. The OAuth callback and the webhooks are public (the
+provider calls them); auth checks the state, the connectors verify each webhook."""
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
 
+import httpx
+import orjson
 from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
-from healthmesh.gateway.deps import Http, SettingsDep
-from healthmesh.gateway.routes.forwarding import forward
+from healthmesh.common.http import ApiError
+from healthmesh.gateway import db
+from healthmesh.gateway.deps import CurrentUser, Db, Http, SettingsDep
+from healthmesh.gateway.routes.forwarding import forward, forward_verbatim
 
 router = APIRouter(tags=["connections"])
 
@@ -14,9 +23,111 @@ ProviderId = Annotated[str, Path(pattern=r"^[a-z_]{1,32}$")]
 
 
 @router.get("/v1/connections")
-async def list_connections(request: Request, http: Http, settings: SettingsDep) -> Response:
-    """The caller's provider connections and their status."""
-    return await forward(request, http, settings.auth_url, "/v1/connections")
+async def list_connections(
+    request: Request, caller: CurrentUser, http: Http, settings: SettingsDep, pool: Db
+) -> Response:
+    """The caller's provider connections: auth's status, with the connectors' sync status
+    (`syncing` while a sync is queued or running, `error` when the last one failed)."""
+    answer = await forward(request, http, settings.auth_url, "/v1/connections")
+    if answer.status_code != 200:
+        return answer
+    connections: list[dict[str, Any]] = orjson.loads(bytes(answer.body))
+    syncs = await db.sync_status(pool, caller.user_id)
+    for connection in connections:
+        sync = syncs.get(connection["provider"])
+        if sync is None or connection["status"] != "connected":
+            continue
+        connection["last_sync_at"] = _iso(sync["last_sync_at"])
+        if sync["syncing"]:
+            connection["status"] = "syncing"
+        elif sync["last_job_status"] in ("failed", "reauth_required") and sync["last_error"]:
+            connection["status"] = "error"
+        if sync["last_error"]:
+            connection["last_error"] = sync["last_error"]
+    return JSONResponse(connections, headers={"Cache-Control": "no-store"})
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+class SyncRequest(BaseModel):
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@router.post("/v1/connections/{provider}/sync", status_code=202)
+async def sync_now(
+    provider: ProviderId,
+    caller: CurrentUser,
+    http: Http,
+    settings: SettingsDep,
+    body: SyncRequest | None = None,
+) -> Response:
+    """Sync this provider now (incremental, or `start`..`end` again). A sync already queued is
+    joined: the same `sync_id` comes back."""
+    request = body or SyncRequest()
+    payload = {
+        "user_id": str(caller.user_id),
+        "provider": provider,
+        "start": request.start.isoformat() if request.start else None,
+        "end": request.end.isoformat() if request.end else None,
+    }
+    return await _internal(http, settings, "POST", "/internal/v1/syncs", json=payload)
+
+
+@router.get("/v1/connections/{provider}/syncs/{sync_id}")
+async def sync_status(
+    provider: ProviderId, sync_id: UUID, caller: CurrentUser, http: Http, settings: SettingsDep
+) -> Response:
+    """One sync: status, provider calls made, raw events published, error."""
+    answer = await _internal(
+        http,
+        settings,
+        "GET",
+        f"/internal/v1/syncs/{sync_id}",
+        params={"user_id": str(caller.user_id)},
+    )
+    if answer.status_code == 200 and orjson.loads(bytes(answer.body))["provider"] != provider:
+        raise ApiError(404, "not_found", "no such sync")
+    return answer
+
+
+async def _internal(
+    http: httpx.AsyncClient,
+    settings: SettingsDep,
+    method: str,
+    path: str,
+    json: Any = None,
+    params: dict[str, str] | None = None,
+) -> Response:
+    try:
+        upstream = await http.request(
+            method,
+            f"{settings.connectors_url.rstrip('/')}{path}",
+            json=json,
+            params=params,
+            headers={"Authorization": f"Bearer {settings.internal_token}"},
+            timeout=10.0,
+        )
+    except httpx.HTTPError:
+        raise ApiError(503, "unavailable", "the connectors service did not answer") from None
+    return Response(
+        upstream.content,
+        status_code=upstream.status_code,
+        media_type=upstream.headers.get("content-type"),
+    )
+
+
+@router.api_route("/v1/webhooks/{provider}", methods=["GET", "POST", "HEAD"])
+async def webhook(
+    provider: ProviderId, request: Request, http: Http, settings: SettingsDep
+) -> Response:
+    """A provider's webhook: passed verbatim (headers, query, body) to the connectors, which
+    verify it the provider's way before anything happens."""
+    return await forward_verbatim(
+        request, http, settings.connectors_url, f"/v1/webhooks/{provider}"
+    )
 
 
 @router.post("/v1/connections/{provider}")

@@ -1,0 +1,1 @@
+"""One module per provider, each keeping its quirks to itself; registry.py lists them."""
