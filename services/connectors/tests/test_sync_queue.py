@@ -147,6 +147,26 @@ async def test_the_scheduler_queues_due_connections_once_and_jitters_the_next_ti
     assert 0 < spread < 0.4 * 3600
 
 
+async def test_the_schedule_skips_a_connection_that_is_syncing_or_just_synced(
+    pool: asyncpg.Pool,
+) -> None:
+    busy, fresh, stale = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for user in (busy, fresh, stale):
+        await jobs.link_connected(pool, user, "whoop", None, T0)
+    await jobs.request_sync(pool, fresh, "whoop", "connect", T0)
+    job = await jobs.claim(pool, "w", 60)
+    assert job is not None and job.user_id == fresh
+    await jobs.finish(pool, job, "w", "done", None, 1, 0)
+    await jobs.request_sync(pool, busy, "whoop", "connect", T0)
+    assert await jobs.claim(pool, "w", 60) is not None  # busy's backfill is running
+
+    assert await jobs.schedule_due(pool, 10, 3600, 86400) == 3  # each gets its next time
+    queued = await pool.fetch(
+        "SELECT user_id, reason FROM connectors.sync_jobs WHERE status = 'queued'"
+    )
+    assert [(r["user_id"], r["reason"]) for r in queued] == [(stale, "schedule")]
+
+
 async def test_two_processes_share_one_budget(pool: asyncpg.Pool, database_url: str) -> None:
     """Two RateBudgets on separate pools stand for two worker processes: together they make
     no more calls per window than the limit allows."""

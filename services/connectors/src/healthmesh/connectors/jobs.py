@@ -82,6 +82,18 @@ async def link_of(conn: Executor, user_id: UUID, provider: str) -> asyncpg.Recor
     )
 
 
+async def learned_provider_user(
+    conn: Executor, user_id: UUID, provider: str, provider_user_id: str
+) -> None:
+    await conn.execute(
+        """UPDATE connectors.links SET provider_user_id = $3, updated_at = now()
+           WHERE user_id = $1 AND provider = $2""",
+        user_id,
+        provider,
+        provider_user_id,
+    )
+
+
 async def users_of_provider_user(
     conn: Executor, provider: str, provider_user_id: str
 ) -> list[UUID]:
@@ -311,7 +323,10 @@ async def job_view(pool: Executor, sync_id: UUID) -> dict[str, Any] | None:
 
 async def schedule_due(pool: asyncpg.Pool, batch: int, interval_s: float, lookback_s: float) -> int:
     """Queue an incremental sync for up to `batch` connections that are due, and set each one's
-    next time (interval ± 20 % jitter) in the same transaction. Many schedulers may run."""
+    next time (interval ± 20 % jitter) in the same transaction. Many schedulers may run.
+    A connection with a sync queued or running, or one that finished a sync within the last
+    interval (its first backfill, a webhook's), is only given its next time: the sync it has
+    or just had covers this round."""
     async with pool.acquire() as conn, conn.transaction():
         due = await conn.fetch(
             """WITH due AS (
@@ -322,16 +337,21 @@ async def schedule_due(pool: asyncpg.Pool, batch: int, interval_s: float, lookba
                UPDATE connectors.links l
                SET next_sync_at = now() + make_interval(secs => $2 * (0.8 + random() * 0.4))
                FROM due WHERE l.user_id = due.user_id AND l.provider = due.provider
-               RETURNING l.user_id, l.provider""",
+               RETURNING l.user_id, l.provider,
+                   l.last_sync_at > now() - make_interval(secs => $2 * 0.8) AS fresh""",
             batch,
             interval_s,
         )
         for row in due:
+            if row["fresh"]:
+                continue
             await conn.execute(
                 """INSERT INTO connectors.sync_jobs
                        (sync_id, user_id, provider, reason, status, range_start)
-                   VALUES ($1, $2, $3, 'schedule', 'queued',
-                           now() - make_interval(secs => $4))
+                   SELECT $1, $2, $3, 'schedule', 'queued', now() - make_interval(secs => $4)
+                   WHERE NOT EXISTS (
+                       SELECT 1 FROM connectors.sync_jobs
+                       WHERE user_id = $2 AND provider = $3 AND status IN ('queued', 'running'))
                    ON CONFLICT (user_id, provider) WHERE status = 'queued' DO NOTHING""",
                 uuid4(),
                 row["user_id"],

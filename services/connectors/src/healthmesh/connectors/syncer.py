@@ -34,7 +34,7 @@ from healthmesh.connectors.provider_http import (
     ReauthRequired,
     SyncStopped,
 )
-from healthmesh.connectors.providers.base import Provider, Resource
+from healthmesh.connectors.providers.base import MalformedPage, Provider, Resource
 from healthmesh.connectors.ratelimit import RateBudget
 from healthmesh.connectors.tokens import AuthClient
 
@@ -122,7 +122,7 @@ async def run_job(deps: SyncDeps, job: jobs.Job, worker: str) -> None:
         user_id=str(job.user_id),
         reason=job.reason,
     )
-    work = asyncio.create_task(_pull(deps, job, worker, http))
+    work = asyncio.create_task(_learn_identity_then_pull(deps, job, worker, http))
     keeper = asyncio.create_task(_keep_lease(deps, job, worker, work))
     status, error = "done", None
     try:
@@ -200,6 +200,24 @@ async def _keep_lease(
         if not ours:
             work.cancel()
             return
+
+
+async def _learn_identity_then_pull(
+    deps: SyncDeps, job: jobs.Job, worker: str, http: ProviderHttp
+) -> list[str]:
+    """Providers that name users only in a profile endpoint are asked once per connection, so
+    their webhooks can be matched to the user."""
+    identity = deps.providers[job.provider].identity
+    if identity is not None:
+        link = await jobs.link_of(deps.pool, job.user_id, job.provider)
+        if link is not None and link["provider_user_id"] is None:
+            try:
+                found = identity.read(await http.send(identity.call))
+            except (CallRefused, MalformedPage) as exc:
+                log.warning("provider identity unknown", provider=job.provider, error=str(exc))
+            else:
+                await jobs.learned_provider_user(deps.pool, job.user_id, job.provider, found)
+    return await _pull(deps, job, worker, http)
 
 
 async def _pull(deps: SyncDeps, job: jobs.Job, worker: str, http: ProviderHttp) -> list[str]:

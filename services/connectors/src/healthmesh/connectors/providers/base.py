@@ -208,6 +208,15 @@ class WebhookRefused(Exception):
 
 
 @dataclass(frozen=True)
+class Identity:
+    """Where a provider says who the user is, for those whose token answer does not (Oura,
+    WHOOP, Google): their webhooks name users by this id."""
+
+    call: Call
+    read: Callable[[Any], str]
+
+
+@dataclass(frozen=True)
 class Provider:
     name: str
     resources: tuple[Resource, ...]
@@ -222,6 +231,7 @@ class Provider:
     signed_webhooks: bool = True
     """False (Strava, Withings sign nothing): a deauthorization notice is checked by a sync
     (a revoked grant answers 401, then the refresh fails), never trusted on its word."""
+    identity: Identity | None = None
 
     def resource(self, name: str) -> Resource:
         for resource in self.resources:

@@ -61,6 +61,7 @@ from healthmesh.connectors.providers.base import (
     Call,
     Challenge,
     HttpAnswer,
+    Identity,
     Item,
     Limit,
     MalformedPage,
@@ -502,6 +503,13 @@ def verify_webhook(request: WebhookRequest, secrets: WebhookSecrets) -> Challeng
     return Notices([n for n in notices if n is not None])
 
 
+def _health_user_id(body: Any) -> str:
+    """The identity's `healthUserId` is what webhook notifications carry."""
+    if not isinstance(body, dict) or not isinstance(body.get("healthUserId"), str):
+        raise MalformedPage("identity without a healthUserId")
+    return str(body["healthUserId"])
+
+
 PROVIDER = Provider(
     name="fitbit",
     resources=RESOURCES,
@@ -513,4 +521,5 @@ PROVIDER = Provider(
     check_answer=check_answer,
     usage_from_headers=no_usage_headers,
     verify_webhook=verify_webhook,
+    identity=Identity(Call("/v4/users/me/identity"), _health_user_id),
 )

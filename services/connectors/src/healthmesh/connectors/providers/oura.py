@@ -38,6 +38,7 @@ from healthmesh.connectors.providers.base import (
     Call,
     Challenge,
     HttpAnswer,
+    Identity,
     Item,
     Limit,
     MalformedPage,
@@ -301,6 +302,13 @@ def verify_webhook(
     return Notices(_notice(request.body))
 
 
+def _personal_id(body: Any) -> str:
+    """personal_info's `id` is the `user_id` webhook events carry."""
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise MalformedPage("personal_info without an id")
+    return str(body["id"])
+
+
 PROVIDER = Provider(
     name="oura",
     resources=RESOURCES,
@@ -308,4 +316,5 @@ PROVIDER = Provider(
     check_answer=check_answer,
     usage_from_headers=no_usage_headers,
     verify_webhook=verify_webhook,
+    identity=Identity(Call(f"{COLLECTION}/personal_info"), _personal_id),
 )

@@ -42,6 +42,7 @@ from healthmesh.connectors.providers.base import (
     Answer,
     Call,
     HttpAnswer,
+    Identity,
     Item,
     Limit,
     MalformedPage,
@@ -294,6 +295,13 @@ def verify_webhook(
     return Notices(_notices(request.body, sent))
 
 
+def _profile_id(body: Any) -> str:
+    """The profile's numeric `user_id` is the one webhook events carry."""
+    if not isinstance(body, dict) or not isinstance(body.get("user_id"), int):
+        raise MalformedPage("profile without a user_id")
+    return str(body["user_id"])
+
+
 PROVIDER = Provider(
     name="whoop",
     resources=RESOURCES,
@@ -301,4 +309,5 @@ PROVIDER = Provider(
     check_answer=check_answer,
     usage_from_headers=usage_from_headers,
     verify_webhook=verify_webhook,
+    identity=Identity(Call(f"{API}/user/profile/basic"), _profile_id),
 )
