@@ -119,7 +119,8 @@ async def test_the_full_dance_stores_a_working_token_and_announces_it(
             lambda: _any(events, user, "connection.connected"), what="connection.connected"
         )
     listed = (await client.get("/v1/connections", headers=auth)).json()
-    assert [(c["provider"], c["status"]) for c in listed] == [(provider, "connected")]
+    assert [c["provider"] for c in listed] == [provider]
+    assert listed[0]["status"] in ("connected", "syncing")  # the first backfill may be running
     assert "token" not in str(listed).replace("refresh_at", "")
 
     token = await internal_token(client, stack.services["auth"].url, provider, user)
@@ -265,7 +266,7 @@ async def test_a_revoked_grant_needs_reauth_without_a_retry_storm(
     assert listed[0]["status"] == "reauth_required"
     assert (await connect(client, auth, "oura", sim_user)).status_code == 200
     listed = (await client.get("/v1/connections", headers=auth)).json()
-    assert listed[0]["status"] == "connected"
+    assert listed[0]["status"] in ("connected", "syncing")  # the old failure is history
 
 
 async def test_key_rotation_and_reencryption_keep_every_token_readable(

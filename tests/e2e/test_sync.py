@@ -276,6 +276,34 @@ async def test_a_refused_token_is_refreshed_once_and_a_revoked_grant_needs_reaut
     assert refused.status_code == 409, refused.text
 
 
+async def test_a_failing_sync_shows_as_an_error_until_a_sync_succeeds(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    auth = await sign_up(client)
+    began = datetime.now(UTC)
+    await connect(client, auth, "strava", f"failing-{uuid.uuid4().hex[:6]}")
+    await synced(client, auth, "strava", began)
+    await quiet(stack)
+    await arm(stack, "strava", "status_503", 10_000)
+    try:
+        assert (await client.post("/v1/connections/strava/sync", headers=auth)).status_code == 202
+
+        async def shows_error() -> bool:
+            return bool((await connections(client, auth))["strava"]["status"] == "error")
+
+        await eventually(shows_error, timeout=120, what="the error to show")
+        failed = (await connections(client, auth))["strava"]
+        assert "athlete/activities" in failed.get("last_error", ""), failed
+        await quiet(stack)  # every retry spent: nothing more is queued
+    finally:
+        async with httpx.AsyncClient(base_url=stack.simulator) as sim:
+            await sim.delete("/_control/faults")
+    again = datetime.now(UTC)
+    assert (await client.post("/v1/connections/strava/sync", headers=auth)).status_code == 202
+    await synced(client, auth, "strava", again)
+    assert (await connections(client, auth))["strava"].get("last_error") is None
+
+
 async def test_killing_the_connectors_mid_sync_loses_nothing(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:

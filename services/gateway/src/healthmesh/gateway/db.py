@@ -150,7 +150,8 @@ async def raw_samples(
 
 async def sync_status(pool: asyncpg.Pool, user_id: UUID) -> dict[str, dict[str, Any]]:
     rows = await pool.fetch(
-        """SELECT provider, last_sync_at, last_error, syncing, last_job_status
+        """SELECT provider, last_sync_at, last_error, syncing, last_job_status,
+                  last_job_finished_at
            FROM connectors.sync_status_v1 WHERE user_id = $1""",
         user_id,
     )

@@ -56,6 +56,12 @@ def control_router(ctx: Context, providers: dict[str, Provider]) -> APIRouter:
         """Faults still armed."""
         return {"armed": [vars(f) for f in ctx.faults.pending]}
 
+    @router.delete("/faults")
+    async def disarm_faults() -> dict[str, Any]:
+        """Disarm every fault still armed (tokens, codes and counters stay)."""
+        ctx.faults.reset()
+        return {"armed": []}
+
     @router.get("/stats")
     async def stats() -> dict[str, Any]:
         """Calls per provider and endpoint, token calls per grant type, 429s and faults sent."""

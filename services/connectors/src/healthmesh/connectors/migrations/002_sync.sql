@@ -84,5 +84,7 @@ CREATE VIEW connectors.sync_status_v1 AS
            (SELECT j.status FROM connectors.sync_jobs j
             WHERE j.user_id = l.user_id AND j.provider = l.provider
               AND j.status NOT IN ('queued', 'running')
-            ORDER BY j.finished_at DESC NULLS LAST LIMIT 1) AS last_job_status
+            ORDER BY j.finished_at DESC NULLS LAST LIMIT 1) AS last_job_status,
+           (SELECT max(j.finished_at) FROM connectors.sync_jobs j
+            WHERE j.user_id = l.user_id AND j.provider = l.provider) AS last_job_finished_at
     FROM connectors.links l;

@@ -27,7 +27,8 @@ async def list_connections(
     request: Request, caller: CurrentUser, http: Http, settings: SettingsDep, pool: Db
 ) -> Response:
     """The caller's provider connections: auth's status, with the connectors' sync status
-    (`syncing` while a sync is queued or running, `error` when the last one failed)."""
+    (`syncing` while a sync is queued or running, `error` when the last one failed since the
+    connection was made: a failure from before a reconnect is history, not the state)."""
     answer = await forward(request, http, settings.auth_url, "/v1/connections")
     if answer.status_code != 200:
         return answer
@@ -40,9 +41,12 @@ async def list_connections(
         connection["last_sync_at"] = _iso(sync["last_sync_at"])
         if sync["syncing"]:
             connection["status"] = "syncing"
-        elif sync["last_job_status"] in ("failed", "reauth_required") and sync["last_error"]:
+            continue
+        failed = sync["last_job_status"] in ("failed", "reauth_required") and sync["last_error"]
+        finished = sync["last_job_finished_at"]
+        since = connection.get("connected_at")
+        if failed and finished and (since is None or finished >= datetime.fromisoformat(since)):
             connection["status"] = "error"
-        if sync["last_error"]:
             connection["last_error"] = sync["last_error"]
     return JSONResponse(connections, headers={"Cache-Control": "no-store"})
 
