@@ -82,16 +82,20 @@ async def link_of(conn: Executor, user_id: UUID, provider: str) -> asyncpg.Recor
     )
 
 
-async def learned_provider_user(
-    conn: Executor, user_id: UUID, provider: str, provider_user_id: str
-) -> None:
-    await conn.execute(
-        """UPDATE connectors.links SET provider_user_id = $3, updated_at = now()
-           WHERE user_id = $1 AND provider = $2""",
-        user_id,
-        provider,
-        provider_user_id,
-    )
+async def learned_provider_user(pool: asyncpg.Pool, job: Job, provider_user_id: str) -> None:
+    """Store the id the identity call gave; that call counts among the job's necessary ones."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            """UPDATE connectors.links SET provider_user_id = $3, updated_at = now()
+               WHERE user_id = $1 AND provider = $2""",
+            job.user_id,
+            job.provider,
+            provider_user_id,
+        )
+        await conn.execute(
+            "UPDATE connectors.sync_jobs SET min_calls = min_calls + 1 WHERE sync_id = $1",
+            job.sync_id,
+        )
 
 
 async def users_of_provider_user(

@@ -216,7 +216,7 @@ async def _learn_identity_then_pull(
             except (CallRefused, MalformedPage) as exc:
                 log.warning("provider identity unknown", provider=job.provider, error=str(exc))
             else:
-                await jobs.learned_provider_user(deps.pool, job.user_id, job.provider, found)
+                await jobs.learned_provider_user(deps.pool, job, found)
     return await _pull(deps, job, worker, http)
 
 
