@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -34,7 +35,7 @@ from healthmesh.connectors.provider_http import (
     ReauthRequired,
     SyncStopped,
 )
-from healthmesh.connectors.providers.base import MalformedPage, Provider, Resource
+from healthmesh.connectors.providers.base import Call, MalformedPage, Provider, Resource
 from healthmesh.connectors.ratelimit import RateBudget
 from healthmesh.connectors.tokens import AuthClient
 
@@ -262,9 +263,16 @@ async def _pull_resource(
 ) -> None:
     topic = deps.topics.raw(provider.name)
     key = str(job.user_id).encode()
+    pages = 0  # page calls of the current window
+
+    async def send_page(call: Call) -> Any:
+        nonlocal pages
+        pages += 1
+        return await http.send(call)
+
     for window_start, window_end in windows(start, end, resource.max_window):
-        items = published = 0
-        async for batch in batches(resource, window_start, window_end, http.send):
+        items = published = pages = 0
+        async for batch in batches(resource, window_start, window_end, send_page):
             events = envelopes(provider, resource, job.user_id, batch, datetime.now(UTC))
             await publish_many(deps.broker, topic, key, [dump(event) for event in events])
             items += len(batch)
@@ -274,7 +282,9 @@ async def _pull_resource(
         joins = cursor is None or window_start <= cursor
         if joins:
             cursor = max(cursor or window_end, window_end)
-        fewest = 1
+        # The fewest calls this window needs: by the page size where the provider documents
+        # one; otherwise every page it chose to cut was unavoidable (retries are not pages).
+        fewest = pages
         if resource.page_size:
             fewest = max(1, math.ceil(items / resource.page_size))
             fewest += int(resource.ends_on_empty_page)
