@@ -43,7 +43,10 @@ typecheck: install ## mypy --strict over every package and its tests
 
 .PHONY: bench
 bench: install ## Benchmark: 100 users backfill a year from 5 providers (benchmarks/README.md)
-	@$(UV) run --frozen --no-sync python benchmarks/sync_backfill.py $(BENCH_ARGS)
+	@for group in whoop,withings,strava oura fitbit; do \
+		$(UV) run --frozen --no-sync python benchmarks/sync_backfill.py --providers $$group \
+			$(BENCH_ARGS) || exit 1; \
+	done
 
 .PHONY: asyncapi
 asyncapi: install ## Regenerate docs/asyncapi.json from the code
