@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi import FastAPI
 
 from healthmesh.connectors.fetching import envelopes, pages, windows
-from healthmesh.connectors.provider_http import CallRefused, ProviderHttp
+from healthmesh.connectors.provider_http import CallRefused, ProviderHttp, http_answer
 from healthmesh.connectors.providers.base import (
     Challenge,
     HttpAnswer,
@@ -385,20 +385,6 @@ async def test_a_malformed_page_is_retried_and_nothing_is_lost(
 
 
 # --- answers ----------------------------------------------------------------------------------
-
-
-def http_answer(response: httpx.Response) -> HttpAnswer:
-    """What ProviderHttp hands to check_answer."""
-    try:
-        body = orjson.loads(response.content) if response.content else None
-    except orjson.JSONDecodeError:
-        body = None
-    return HttpAnswer(
-        response.status_code,
-        {k.lower(): v for k, v in response.headers.items()},
-        body,
-        response.text[:500],
-    )
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import orjson
 import pytest
 
 from healthmesh.connectors.fetching import envelopes, pages, windows
-from healthmesh.connectors.provider_http import CallRefused, ProviderHttp
+from healthmesh.connectors.provider_http import CallRefused, ProviderHttp, http_answer
 from healthmesh.connectors.providers.base import (
     Call,
     Challenge,
@@ -322,20 +322,6 @@ async def test_a_missing_scope_stops_the_resource_at_once(sim: httpx.AsyncClient
 
 
 # --- answers ------------------------------------------------------------------------------------
-
-
-def http_answer(response: httpx.Response) -> HttpAnswer:
-    """What ProviderHttp hands to check_answer."""
-    try:
-        body = orjson.loads(response.content) if response.content else None
-    except orjson.JSONDecodeError:
-        body = None
-    return HttpAnswer(
-        response.status_code,
-        {k.lower(): v for k, v in response.headers.items()},
-        body,
-        response.text[:500],
-    )
 
 
 async def getmeas(sim: httpx.AsyncClient, token: str, **form: str) -> httpx.Response:

@@ -189,13 +189,19 @@ class ProviderHttp:
             used = self._provider.usage_from_headers(response.headers)
             if used:
                 await self._budget.observe(self._provider, self._user_id, used)
-        try:
-            body = orjson.loads(response.content) if response.content else None
-        except orjson.JSONDecodeError:
-            body = None
-        return HttpAnswer(
-            status=response.status_code,
-            headers={k.lower(): v for k, v in response.headers.items()},
-            json=body,
-            text=response.text[:500],
-        )
+        return http_answer(response)
+
+
+def http_answer(response: httpx.Response) -> HttpAnswer:
+    """What a provider module's check_answer is given: the body parsed when it is JSON, the
+    text kept (shortened) for error messages."""
+    try:
+        body = orjson.loads(response.content) if response.content else None
+    except orjson.JSONDecodeError:
+        body = None
+    return HttpAnswer(
+        status=response.status_code,
+        headers={k.lower(): v for k, v in response.headers.items()},
+        json=body,
+        text=response.text[:500],
+    )

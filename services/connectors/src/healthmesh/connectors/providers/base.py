@@ -256,6 +256,18 @@ def dates_of(start: datetime, end: datetime, pad_days: int = 1) -> tuple[date, d
     return first, last
 
 
+def utc_moment(value: Any, what: str) -> datetime:
+    """An ISO 8601 time from a provider's document, in UTC (one without a zone is taken as UTC);
+    anything else is a malformed page."""
+    if not isinstance(value, str):
+        raise MalformedPage(f"{what}: expected an ISO 8601 time, got {value!r}")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise MalformedPage(f"{what}: not an ISO 8601 time: {value!r}") from None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def utc_day(moment: datetime) -> str:
     return moment.astimezone(UTC).date().isoformat()
 

@@ -59,6 +59,7 @@ from healthmesh.connectors.providers.base import (
     no_usage_headers,
     parse_retry_after,
     utc_day,
+    utc_moment,
 )
 
 COLLECTION = "/v2/usercollection"
@@ -70,16 +71,6 @@ HEARTRATE_OVERLAP = timedelta(days=2)
 
 
 # --- reading answers ---------------------------------------------------------------------------
-
-
-def _moment(value: Any, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedPage(f"{what}: expected an ISO 8601 time, got {value!r}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedPage(f"{what}: not an ISO 8601 time: {value!r}") from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _rows(body: Any, call: Call) -> tuple[list[dict[str, Any]], Call | None]:
@@ -105,8 +96,8 @@ def _document_item(doc: dict[str, Any], span: tuple[str, str] | None) -> Item:
     if span is None:
         return Item(key=doc_id, payload=doc)
     first, last = span
-    start = _moment(doc.get(first), first) if doc.get(first) is not None else None
-    end = _moment(doc.get(last), last) if doc.get(last) is not None else None
+    start = utc_moment(doc.get(first), first) if doc.get(first) is not None else None
+    end = utc_moment(doc.get(last), last) if doc.get(last) is not None else None
     return Item(key=doc_id, payload=doc, start=start, end=end)
 
 
@@ -115,12 +106,12 @@ def _activity_item(doc: dict[str, Any]) -> Item:
     item = _document_item(doc, None)
     if doc.get("timestamp") is None:
         return item
-    start = _moment(doc["timestamp"], "timestamp")
+    start = utc_moment(doc["timestamp"], "timestamp")
     return Item(key=item.key, payload=doc, start=start, end=start + timedelta(days=1))
 
 
 def _heartrate_item(row: dict[str, Any]) -> Item:
-    at = _moment(row.get("timestamp"), "timestamp")
+    at = utc_moment(row.get("timestamp"), "timestamp")
     return Item(key=utc_day(at), payload=row, start=at, end=at)
 
 
@@ -276,7 +267,7 @@ def _notice(body: bytes) -> list[Notice]:
         return []  # a data type we do not sync (tag, session, ...): acknowledged, nothing to do
     at: datetime | None
     try:
-        at = _moment(event.get("event_time"), "event_time")
+        at = utc_moment(event.get("event_time"), "event_time")
     except MalformedPage:
         at = None
     return [

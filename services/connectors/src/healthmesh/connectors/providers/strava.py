@@ -67,6 +67,7 @@ from healthmesh.connectors.providers.base import (
     WebhookRequest,
     WebhookSecrets,
     parse_retry_after,
+    utc_moment,
 )
 
 ACTIVITIES = "/api/v3/athlete/activities"
@@ -103,23 +104,13 @@ def first_call(start: datetime, end: datetime) -> Call:
     )
 
 
-def _moment(value: Any, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedPage(f"{what}: expected an ISO 8601 time, got {value!r}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedPage(f"{what}: not an ISO 8601 time: {value!r}") from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _activity_item(activity: Any) -> Item:
     if not isinstance(activity, dict):
         raise MalformedPage(f"an activity that is not an object: {activity!r:.80}")
     ident = activity.get("id")
     if not isinstance(ident, int) or isinstance(ident, bool):
         raise MalformedPage(f"activity without an integer id: {sorted(activity)}")
-    start = _moment(activity.get("start_date"), "start_date")  # UTC; start_date_local is not
+    start = utc_moment(activity.get("start_date"), "start_date")  # UTC; start_date_local is not
     elapsed = activity.get("elapsed_time")
     end = (
         start + timedelta(seconds=elapsed)

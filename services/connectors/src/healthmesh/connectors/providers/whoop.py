@@ -60,6 +60,7 @@ from healthmesh.connectors.providers.base import (
     WebhookRequest,
     WebhookSecrets,
     parse_retry_after,
+    utc_moment,
 )
 
 API = "/developer/v2"
@@ -84,16 +85,6 @@ LIMIT_BY_WINDOW = {limit.seconds: limit.name for limit in LIMITS}
 def _utc_text(moment: datetime) -> str:
     """UTC with milliseconds and a `Z`, as WHOOP writes its own times."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _moment(value: Any, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise MalformedPage(f"{what}: expected an ISO 8601 time, got {value!r}")
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise MalformedPage(f"{what}: not an ISO 8601 time: {value!r}") from None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _records(body: Any, call: Call) -> tuple[list[dict[str, Any]], Call | None]:
@@ -125,8 +116,8 @@ def _timed_item(record: dict[str, Any]) -> Item:
     return Item(
         key=_key(record, "id"),
         payload=record,
-        start=_moment(record.get("start"), "start"),
-        end=_moment(end, "end") if end is not None else None,
+        start=utc_moment(record.get("start"), "start"),
+        end=utc_moment(end, "end") if end is not None else None,
     )
 
 
