@@ -109,6 +109,13 @@ class MetricSample(_Contract):
     quality: float = Field(1.0, description="0..1; low when implausible or doubtful.")
     quality_reason: str | None = Field(None, description="Why the quality is low.")
     raw_event_id: UUID = Field(description="Id of the raw event it was mapped from (lineage).")
+    details: dict[str, JsonValue] | None = Field(
+        None,
+        description="What a session carries beyond its value: for `sleep_session` the stage "
+        "seconds (`deep_s`, `light_s`, `rem_s`, `awake_s`), `in_bed_s` and `efficiency` (%); "
+        "for `workout` the `sport` and any of `energy_kcal`, `distance_m`, `avg_heart_rate`, "
+        "`max_heart_rate`. Absent for plain measurements.",
+    )
 
 
 class MetricSampleChanged(_Contract):

@@ -21,6 +21,16 @@ _ALIASES = {
     "ml": "milliliter",
     "score": "count",
     "lbs": "pound",
+    "cel": "degree_Celsius",
+    "degc": "degree_Celsius",
+    "celsius": "degree_Celsius",
+    "degf": "degree_Fahrenheit",
+    "fahrenheit": "degree_Fahrenheit",
+    "ml/kg/min": "milliliter / kilogram / minute",
+    "ml/(kg*min)": "milliliter / kilogram / minute",
+    "ml/(kg·min)": "milliliter / kilogram / minute",
+    "kj": "kilojoule",
+    "fraction": "dimensionless",
 }
 
 
@@ -52,13 +62,19 @@ def check_unit(metric: str, unit: str) -> None:
     """Raise UnitError when `unit` cannot express `metric` (e.g. kg for steps).
 
     Dimensionless units must also agree in scale: counts and scores are not percentages, so
-    `%` for steps or `count` for body fat is refused rather than silently scaled by 100.
+    `%` for steps or `count` for body fat is refused rather than silently scaled by 100. A
+    percentage given as a fraction of one must say so with the unit `fraction`.
     """
     canonical = _parse(metric_def(metric).pint_unit)
     given = _parse(unit)
+    fraction = unit.strip().lower() == "fraction"
+    if fraction and metric_def(metric).unit == "%":
+        return  # declared as a fraction of one (Apple Health's 0.25 for 25 %): scaled by 100
     same_dimension = given.dimensionality == canonical.dimensionality
-    if not same_dimension or (
-        canonical.dimensionless and _base_factor(given) != _base_factor(canonical)
+    if (
+        fraction
+        or not same_dimension
+        or (canonical.dimensionless and _base_factor(given) != _base_factor(canonical))
     ):
         raise UnitError(
             f"unit {unit!r} does not measure {metric} (canonical unit {metric_def(metric).unit!r})"

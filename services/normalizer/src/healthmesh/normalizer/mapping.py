@@ -3,16 +3,37 @@
 Mappers are pure functions, one module per source under `sources/`, each keeping its source's
 quirks to itself. A mapper that meets a bad record rejects that record (with where and why) and
 maps the rest; a payload it cannot read at all raises `UnmappablePayload` and goes to the DLQ.
+
+Every value goes through `measurement`, which converts it to the canonical unit with pint
+(refusing a unit of the wrong family), checks the source field really is the metric it is filed
+as (`check_identity`), and flags implausible values. That is where the leading open-source peer's
+two data migrations (body fat 100x off, HRV filed as SDNN instead of RMSSD) are refused up front.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, timezone
+from typing import Any
+
+from pydantic import JsonValue
 
 from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.ids import sample_id
+from healthmesh.common.units import to_canonical
+from healthmesh.common.vocabulary import metric_def
+from healthmesh.normalizer.quality import assess
 
 
 class UnmappablePayload(ValueError):
     """The payload as a whole cannot be mapped; the reason goes with it to the DLQ."""
+
+
+class BadRecord(ValueError):
+    """One record of a payload cannot be mapped; it is rejected alone, with this reason."""
+
+
+class IdentityMismatch(Exception):
+    """A mapper filed a source field under a metric it is not (a mapper bug, never data)."""
 
 
 @dataclass(frozen=True)
@@ -40,10 +61,17 @@ Mapper = Callable[[RawPayloadReceived], MappingResult]
 
 
 def mappers() -> dict[str, Mapper]:
-    """Mapper per source id. Sources without a mapper yet send their payloads to the DLQ."""
-    from healthmesh.normalizer.sources import csv
+    """Mapper per source id; a source without one sends its payloads to the DLQ."""
+    from healthmesh.normalizer.sources import csv, fitbit, oura, strava, whoop, withings
 
-    return {"csv": csv.map_rows}
+    return {
+        "csv": csv.map_rows,
+        "oura": oura.map_payload,
+        "whoop": whoop.map_payload,
+        "fitbit": fitbit.map_payload,
+        "withings": withings.map_payload,
+        "strava": strava.map_payload,
+    }
 
 
 def map_payload(envelope: RawPayloadReceived, registry: dict[str, Mapper]) -> MappingResult:
@@ -51,3 +79,114 @@ def map_payload(envelope: RawPayloadReceived, registry: dict[str, Mapper]) -> Ma
     if mapper is None:
         raise UnmappablePayload(f"no mapper for source {envelope.source!r}")
     return mapper(envelope)
+
+
+def map_records(
+    records: Iterable[tuple[str, Any]], map_one: Callable[[Any], list[MetricSample]]
+) -> MappingResult:
+    """Map each (where, record) on its own: a `BadRecord` rejects that record with its reason
+    and the others go through."""
+    result = MappingResult()
+    for where, record in records:
+        result.records_seen += 1
+        try:
+            result.samples.extend(map_one(record))
+        except BadRecord as exc:
+            result.rejections.append(Rejection(where, str(exc)))
+    return result
+
+
+# --- building samples ----------------------------------------------------------------------------
+
+_IDENTITY_MARKERS: dict[str, tuple[str, ...]] = {
+    "hrv_rmssd": ("rmssd",),
+    "hrv_sdnn": ("sdnn",),
+    "resting_heart_rate": ("resting",),
+    "body_fat": ("fat",),
+    "lean_mass": ("lean", "fat_free", "fatfree"),
+    "muscle_mass": ("muscle",),
+    "bone_mass": ("bone",),
+    "bp_systolic": ("systolic",),
+    "bp_diastolic": ("diastolic",),
+    "skin_temperature": ("skin",),
+}
+"""Words in a source's field name that say which metric it is. A field naming another metric's
+marker (an SDNN field filed as RMSSD, a fat-mass field filed as body fat %) is refused."""
+
+
+def check_identity(metric: str, source_field: str) -> None:
+    """Refuse a source field whose name marks it as a different metric than `metric`."""
+    name = source_field.lower().replace("-", "_")
+    own = _IDENTITY_MARKERS.get(metric, ())
+    if any(marker in name for marker in own):
+        return
+    for other, markers in _IDENTITY_MARKERS.items():
+        if other != metric and any(marker in name for marker in markers):
+            raise IdentityMismatch(f"source field {source_field!r} is {other}, not {metric}")
+
+
+def measurement(
+    envelope: RawPayloadReceived,
+    *,
+    metric: str,
+    value: float,
+    unit: str,
+    start: datetime,
+    end: datetime,
+    utc_offset_s: int,
+    source_field: str,
+    source_record_id: str = "",
+    device: str | None = None,
+    details: dict[str, JsonValue] | None = None,
+    quality: float = 1.0,
+    quality_reason: str | None = None,
+) -> MetricSample:
+    """One unified sample of `envelope`'s user and source, in the metric's canonical unit.
+
+    `source_field` names where the value came from (e.g. `score.hrv_rmssd_milli`); `quality`
+    below 1 with a reason marks a doubtful value, and an implausible one gets 0 whatever it was.
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise BadRecord(f"{source_field}: time without a UTC offset")
+    if end < start:
+        raise BadRecord(f"{source_field}: ends before it starts ({start} > {end})")
+    check_identity(metric, source_field)
+    canonical = to_canonical(metric, value, unit)
+    plausible, implausible_reason = assess(metric, canonical)
+    if plausible < quality:
+        quality, quality_reason = plausible, implausible_reason
+    utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
+    return MetricSample(
+        id=sample_id(
+            envelope.user_id, metric, envelope.source, utc_start, utc_end, source_record_id
+        ),
+        user_id=envelope.user_id,
+        metric=metric,
+        value=canonical,
+        unit=metric_def(metric).unit,
+        source=envelope.source,
+        device=device,
+        start=utc_start,
+        end=utc_end,
+        utc_offset_s=utc_offset_s,
+        source_record_id=source_record_id,
+        quality=quality,
+        quality_reason=quality_reason,
+        raw_event_id=envelope.id,
+        details=details,
+    )
+
+
+def local_day(day: date, utc_offset_s: int) -> tuple[datetime, datetime]:
+    """The local calendar day `day` at a fixed offset, as an aware [start, end)."""
+    zone = timezone(timedelta(seconds=utc_offset_s))
+    start = datetime.combine(day, time(), zone)
+    return start, start + timedelta(days=1)
+
+
+def offset_seconds(moment: datetime) -> int:
+    """The UTC offset an aware moment was written with, in seconds."""
+    offset = moment.utcoffset()
+    if offset is None:
+        raise BadRecord(f"time {moment.isoformat()} has no UTC offset")
+    return int(offset.total_seconds())

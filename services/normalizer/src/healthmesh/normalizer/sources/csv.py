@@ -14,13 +14,8 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from healthmesh.common.events import CsvMapping, MetricSample, RawPayloadReceived
-from healthmesh.common.ids import sample_id
-from healthmesh.common.units import to_canonical
-from healthmesh.common.vocabulary import metric_def
-from healthmesh.normalizer.mapping import MappingResult, Rejection, UnmappablePayload
-from healthmesh.normalizer.quality import assess
+from healthmesh.normalizer.mapping import MappingResult, Rejection, UnmappablePayload, measurement
 
-SOURCE = "csv"
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%p", "%z", "%c", "%X", "%f")
 
 
@@ -62,23 +57,16 @@ def _map_row(
         text = str(values.get(column) or "").strip()
         if not text:
             continue
-        number = _number(column, text)
-        value = to_canonical(target.metric, number, target.unit)
-        quality, reason = assess(target.metric, value)
         samples.append(
-            MetricSample(
-                id=sample_id(envelope.user_id, target.metric, SOURCE, start, end, ""),
-                user_id=envelope.user_id,
+            measurement(
+                envelope,
                 metric=target.metric,
-                value=value,
-                unit=metric_def(target.metric).unit,
-                source=SOURCE,
-                start=start.astimezone(UTC),
-                end=end.astimezone(UTC),
+                value=_number(column, text),
+                unit=target.unit,
+                start=start,
+                end=end,
                 utc_offset_s=int(offset.total_seconds()),
-                quality=quality,
-                quality_reason=reason,
-                raw_event_id=envelope.id,
+                source_field=target.metric,  # the user named the metric; the header is free text
             )
         )
     if not samples:
