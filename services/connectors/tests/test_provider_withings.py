@@ -167,10 +167,20 @@ async def data_calls(sim: httpx.AsyncClient) -> int:
     return sum(int(calls.get(route, 0)) for route in ("/measure", "/v2/measure", "/v2/sleep"))
 
 
+def published(resource: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """What an item carries for a document: a measure group goes in getmeas' own shape with
+    the page's `timezone` (the simulator's pages and groups both carry the user's zone)."""
+    if resource == "measures":
+        return {"timezone": doc["timezone"], "measuregrps": [doc]}
+    return doc
+
+
 def assert_all_once(items: list[Item], resource: str, expected: list[dict[str, Any]]) -> None:
     keys = [i.key for i in items]
     assert len(keys) == len(set(keys)), Counter(keys).most_common(3)
-    assert {i.key: i.payload for i in items} == {key_of(resource, d): d for d in expected}
+    assert {i.key: i.payload for i in items} == {
+        key_of(resource, d): published(resource, d) for d in expected
+    }
 
 
 # --- backfill -----------------------------------------------------------------------------------
@@ -226,7 +236,10 @@ async def test_items_carry_the_times_they_cover(
     found = {r.name: (await fetch(http, r, start=start))[0] for r in PROVIDER.resources}
     units = set()
     for item in found["measures"]:
-        doc: Any = item.payload
+        page: Any = item.payload
+        assert sorted(page) == ["measuregrps", "timezone"] and len(page["measuregrps"]) == 1
+        ZoneInfo(page["timezone"])  # the page's zone, a real one
+        doc: Any = page["measuregrps"][0]
         assert item.start == item.end == datetime.fromtimestamp(doc["date"], UTC)
         assert {m["type"] for m in doc["measures"]} <= set(MEASTYPES)
         units |= {m["unit"] for m in doc["measures"]}
@@ -425,6 +438,9 @@ def test_recorded_answers_are_classified() -> None:
     page = measures.read_page({**answer.body, "more": 0}, call)
     assert [i.key for i in page.items] == ["3259812118", "3257522193", "3256483900", "3174506440"]
     assert page.items[0].start == datetime.fromtimestamp(1640815445, UTC)
+    # The groups carry no zone of their own: each goes out with the page's.
+    first_group = answer.body["measuregrps"][0]
+    assert page.items[0].payload == {"timezone": "Asia/Tokyo", "measuregrps": [first_group]}
     activity = PROVIDER.resource("activity")
     recorded = check_answer(
         HttpAnswer(200, {}, sample("measurev2.getactivity.recorded.trimmed.json"), "")

@@ -9,13 +9,18 @@ from healthmesh.common.migrations import load_migrations, migrate
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(
-            kind,
-            encoder=lambda value: orjson.dumps(value).decode(),
-            decoder=orjson.loads,
-            schema="pg_catalog",
-        )
+    """JSON codecs in the binary format, so JSON columns also work with COPY (binary only);
+    binary jsonb is a version byte (1) followed by the JSON text."""
+    await conn.set_type_codec(
+        "json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog", format="binary"
+    )
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda value: b"\x01" + orjson.dumps(value),
+        decoder=lambda data: orjson.loads(data[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
 
 
 async def open_pool(database_url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

@@ -1,16 +1,19 @@
 """The normalizer: consumes raw.*, writes unified samples, publishes metrics.unified.
 
 Table of contents: `create_app` wires the pool (migrations applied), the broker with one batch
-subscriber over every raw topic (offsets committed by hand, after the database commit), and the
-outbox relay that publishes committed changes.
+subscriber over every raw topic (offsets committed by hand, after the database commit), the
+outbox relay that publishes committed changes, and the raw archive's retention. The
+`reprocess` command (reprocess.py) replays the archive through today's mappers.
 """
 
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
@@ -28,6 +31,7 @@ from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import RAW_SOURCES, Topics, raw_topic
+from healthmesh.normalizer import db
 from healthmesh.normalizer.handlers import ConnectionHandler, RawHandler, RawMessage
 from healthmesh.normalizer.mapping import mappers
 from healthmesh.normalizer.settings import Settings
@@ -97,6 +101,22 @@ def _trace_headers(record: Any) -> dict[str, str]:
     }
 
 
+async def prune_archive_forever(pool: asyncpg.Pool, settings: Settings) -> None:
+    """Keep the raw archive within its retention, a chunk at a time so no lock is held long."""
+    if settings.raw_archive_retention_days <= 0:
+        return
+    while True:
+        cutoff = datetime.now(UTC) - timedelta(days=settings.raw_archive_retention_days)
+        try:
+            while True:
+                async with pool.acquire() as conn:
+                    if await db.prune_archive(conn, cutoff, limit=5_000) < 5_000:
+                        break
+        except Exception:
+            log.exception("pruning the raw archive failed; trying again later")
+        await asyncio.sleep(settings.archive_prune_interval_s)
+
+
 def declare_publications(broker: KafkaBroker, topics: Topics) -> None:
     """What this service publishes, declared so the AsyncAPI document shows it."""
     broker.publisher(
@@ -133,8 +153,12 @@ def create_app(settings: Settings) -> FastAPI:
                 pool, outbox, Topics(settings.topic_prefix)
             )
             await broker.start()
-            async with outbox.relaying(pool, broker):
-                yield
+            pruning = asyncio.create_task(prune_archive_forever(pool, settings))
+            try:
+                async with outbox.relaying(pool, broker):
+                    yield
+            finally:
+                pruning.cancel()
         finally:
             await broker.stop()
             await pool.close()

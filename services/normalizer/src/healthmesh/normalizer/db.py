@@ -1,13 +1,16 @@
 """The normalizer's SQL: bulk upsert of samples (COPY into staging, then INSERT ... ON CONFLICT),
-import progress, and the outbox rows announcing each real change."""
+the raw archive, import progress, and withdrawing samples."""
 
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
-from healthmesh.common.events import MetricSample
+from healthmesh.common.events import MetricSample, RawPayloadReceived
 
 _COLUMNS = (
     "user_id",
@@ -24,8 +27,9 @@ _COLUMNS = (
     "quality",
     "quality_reason",
     "raw_event_id",
+    "details",
 )
-_CHANGEABLE = ("value", "unit", "utc_offset_s", "device", "quality", "quality_reason")
+_CHANGEABLE = ("value", "unit", "utc_offset_s", "device", "quality", "quality_reason", "details")
 
 _UPSERT = f"""
 INSERT INTO normalizer.samples AS s ({", ".join(_COLUMNS)})
@@ -74,6 +78,7 @@ def _record(sample: MetricSample) -> tuple[Any, ...]:
         sample.quality,
         sample.quality_reason,
         sample.raw_event_id,
+        sample.details,
     )
 
 
@@ -112,6 +117,7 @@ def _changed(r: asyncpg.Record) -> ChangedSample:
             quality=r["quality"],
             quality_reason=r["quality_reason"],
             raw_event_id=r["raw_event_id"],
+            details=r["details"],
         ),
         revision=r["revision"],
         created=r["inserted"],
@@ -151,5 +157,121 @@ async def delete_source_samples(
             RETURNING {", ".join(_COLUMNS)}, revision + 1 AS revision, false AS inserted""",
         user_id,
         source,
+    )
+    return [_changed(r) for r in rows]
+
+
+# --- the raw archive -------------------------------------------------------------------------
+
+_ARCHIVE_COLUMNS = (
+    "raw_event_id",
+    "user_id",
+    "source",
+    "resource",
+    "window_start",
+    "window_end",
+    "fetched_at",
+    "envelope",
+)
+
+
+@dataclass(frozen=True)
+class RawEvent:
+    """A raw message whose envelope could be read, with its bytes exactly as received."""
+
+    envelope: RawPayloadReceived
+    body: bytes
+
+
+async def archive_raw(conn: asyncpg.Connection, events: Sequence[RawEvent]) -> None:
+    """Keep each raw event once (zlib level 1: fast, and JSON shrinks 5-10x)."""
+    if not events:
+        return
+    unique = {e.envelope.id: e for e in events}
+    await conn.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS staging_archive "
+        "(LIKE normalizer.raw_archive INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await conn.copy_records_to_table(
+        "staging_archive",
+        records=[
+            (
+                e.envelope.id,
+                e.envelope.user_id,
+                e.envelope.source,
+                e.envelope.resource,
+                e.envelope.window.start,
+                e.envelope.window.end,
+                e.envelope.fetched_at,
+                zlib.compress(e.body, 1),
+            )
+            for e in unique.values()
+        ],
+        columns=_ARCHIVE_COLUMNS,
+    )
+    columns = ", ".join(_ARCHIVE_COLUMNS)
+    await conn.execute(
+        f"INSERT INTO normalizer.raw_archive ({columns}) SELECT {columns} FROM staging_archive "
+        "ON CONFLICT (raw_event_id) DO NOTHING"
+    )
+
+
+@dataclass(frozen=True)
+class ArchiveFilter:
+    """Which archived raw events to replay: a user, a source, a time range (of when they were
+    fetched), or any combination; nothing set means everything."""
+
+    user_id: UUID | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+async def archived_page(
+    conn: asyncpg.Connection, which: ArchiveFilter, after: tuple[datetime, UUID] | None, limit: int
+) -> list[tuple[datetime, UUID, bytes]]:
+    """The next page of archived events in fetch order: (fetched_at, id, envelope bytes)."""
+    rows = await conn.fetch(
+        """SELECT fetched_at, raw_event_id, envelope FROM normalizer.raw_archive
+           WHERE ($1::uuid IS NULL OR user_id = $1)
+             AND ($2::text IS NULL OR source = $2)
+             AND ($3::timestamptz IS NULL OR fetched_at >= $3)
+             AND ($4::timestamptz IS NULL OR fetched_at < $4)
+             AND ($5::timestamptz IS NULL OR (fetched_at, raw_event_id) > ($5, $6::uuid))
+           ORDER BY fetched_at, raw_event_id
+           LIMIT $7""",
+        which.user_id,
+        which.source,
+        which.since,
+        which.until,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit,
+    )
+    return [(r["fetched_at"], r["raw_event_id"], zlib.decompress(r["envelope"])) for r in rows]
+
+
+async def prune_archive(conn: asyncpg.Connection, older_than: datetime, limit: int) -> int:
+    """Delete up to `limit` archived events archived before `older_than`; how many went."""
+    result: str = await conn.execute(
+        """DELETE FROM normalizer.raw_archive WHERE raw_event_id IN (
+               SELECT raw_event_id FROM normalizer.raw_archive WHERE archived_at < $1 LIMIT $2)""",
+        older_than,
+        limit,
+    )
+    return int(result.split()[-1])
+
+
+async def withdraw_samples(
+    conn: asyncpg.Connection, raw_event_ids: Sequence[UUID], keep: Sequence[UUID]
+) -> list[ChangedSample]:
+    """Delete the samples these raw events last wrote that their new mapping no longer yields
+    (a metric misfiled by an old mapper); return them, revision bumped, to announce."""
+    rows = await conn.fetch(
+        f"""DELETE FROM normalizer.samples
+            WHERE raw_event_id = ANY($1::uuid[]) AND NOT (id = ANY($2::uuid[]))
+            RETURNING {", ".join(_COLUMNS)}, revision + 1 AS revision, false AS inserted""",
+        list(raw_event_ids),
+        list(keep),
     )
     return [_changed(r) for r in rows]

@@ -1,5 +1,9 @@
 """Handling one batch of raw messages: validate, map (pure), write in one transaction.
 
+The transaction archives every readable raw event (even those that could not be mapped, so a
+fixed mapper can replay them), upserts the samples, recomputes the rollups they touch and queues
+one metrics.unified event per real change in the outbox.
+
 What cannot be read or mapped becomes a dead letter with its reason; the rest of the batch goes
 through. A database error caused by one message's data (a poison message) is isolated by
 retrying the batch message by message, so it never stalls its partition. Any other failure
@@ -17,6 +21,7 @@ from pydantic import ValidationError
 from healthmesh.common.events import (
     ConnectionChanged,
     DeadLettered,
+    MetricSample,
     MetricSampleChanged,
     RawPayloadReceived,
     dump,
@@ -24,7 +29,7 @@ from healthmesh.common.events import (
 from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox, OutboxMessage
 from healthmesh.common.topics import Topics
-from healthmesh.normalizer import db
+from healthmesh.normalizer import db, rollups
 from healthmesh.normalizer.mapping import Mapper, MappingResult, UnmappablePayload, map_payload
 
 log = get_logger(__name__)
@@ -104,19 +109,13 @@ class RawHandler:
         samples = [s for item in mapped for s in item.result.samples]
         batches = [_import_batch(m.envelope, m.result) for m in mapped if m.envelope.import_id]
         batches += [_failed_import_batch(e, reason) for _, reason, e in dead if e and e.import_id]
+        raw = [db.RawEvent(m.envelope, m.message.value) for m in mapped]
+        raw += [db.RawEvent(e, message.value) for message, _, e in dead if e is not None]
         traces = {item.envelope.id: item.message.trace_context for item in mapped}
         async with self._pool.acquire() as conn, conn.transaction():
-            changed = await db.upsert_samples(conn, samples)
+            await db.archive_raw(conn, raw)
+            changed = await store(conn, self._outbox, self._topics, samples, traces)
             await db.record_import_batches(conn, batches)
-            await self._outbox.add(
-                conn,
-                announcements(
-                    self._topics,
-                    changed,
-                    "created_or_updated",
-                    {c.sample.id: traces.get(c.sample.raw_event_id) or None for c in changed},
-                ),
-            )
         if changed:
             self._outbox.wakeup.set()
 
@@ -148,11 +147,42 @@ class ConnectionHandler:
             return 0
         async with self._pool.acquire() as conn, conn.transaction():
             deleted = await db.delete_source_samples(conn, change.user_id, change.provider)
-            await self._outbox.add(conn, announcements(self._topics, deleted, "deleted", {}))
+            await remove(conn, self._outbox, self._topics, deleted)
         if deleted:
             self._outbox.wakeup.set()
         log.info("source data deleted", source=change.provider, samples=len(deleted))
         return len(deleted)
+
+
+async def store(
+    conn: asyncpg.Connection,
+    outbox: Outbox,
+    topics: Topics,
+    samples: list[MetricSample],
+    traces: dict[UUID, dict[str, str]],
+) -> list[db.ChangedSample]:
+    """Upsert samples, refresh their rollups and announce each real change (in the caller's
+    transaction); `traces` maps raw event ids to the trace their events continue."""
+    changed = await db.upsert_samples(conn, samples)
+    await rollups.refresh(conn, [c.sample for c in changed])
+    await outbox.add(
+        conn,
+        announcements(
+            topics,
+            changed,
+            "created_or_updated",
+            {c.sample.id: traces.get(c.sample.raw_event_id) or None for c in changed},
+        ),
+    )
+    return changed
+
+
+async def remove(
+    conn: asyncpg.Connection, outbox: Outbox, topics: Topics, deleted: list[db.ChangedSample]
+) -> None:
+    """Refresh the rollups of samples just deleted and announce each deletion."""
+    await rollups.refresh(conn, [d.sample for d in deleted])
+    await outbox.add(conn, announcements(topics, deleted, "deleted", {}))
 
 
 def announcements(

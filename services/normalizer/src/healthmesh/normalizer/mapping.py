@@ -62,10 +62,21 @@ Mapper = Callable[[RawPayloadReceived], MappingResult]
 
 def mappers() -> dict[str, Mapper]:
     """Mapper per source id; a source without one sends its payloads to the DLQ."""
-    from healthmesh.normalizer.sources import csv, fitbit, oura, strava, whoop, withings
+    from healthmesh.normalizer.sources import (
+        cronometer,
+        csv,
+        fitbit,
+        myfitnesspal,
+        oura,
+        strava,
+        whoop,
+        withings,
+    )
 
     return {
         "csv": csv.map_rows,
+        "cronometer": cronometer.map_payload,
+        "myfitnesspal": myfitnesspal.map_payload,
         "oura": oura.map_payload,
         "whoop": whoop.map_payload,
         "fitbit": fitbit.map_payload,
@@ -102,7 +113,8 @@ _IDENTITY_MARKERS: dict[str, tuple[str, ...]] = {
     "hrv_rmssd": ("rmssd",),
     "hrv_sdnn": ("sdnn",),
     "resting_heart_rate": ("resting",),
-    "body_fat": ("fat",),
+    "body_fat": ("body_fat", "bodyfat", "fat_ratio", "fatratio", "fat_percent"),
+    "fat": ("fat", "lipid"),  # dietary fat in grams; a fat MASS (kg) is neither metric
     "lean_mass": ("lean", "fat_free", "fatfree"),
     "muscle_mass": ("muscle",),
     "bone_mass": ("bone",),
@@ -116,7 +128,7 @@ marker (an SDNN field filed as RMSSD, a fat-mass field filed as body fat %) is r
 
 def check_identity(metric: str, source_field: str) -> None:
     """Refuse a source field whose name marks it as a different metric than `metric`."""
-    name = source_field.lower().replace("-", "_")
+    name = source_field.lower().replace("-", "_").replace(" ", "_")
     own = _IDENTITY_MARKERS.get(metric, ())
     if any(marker in name for marker in own):
         return

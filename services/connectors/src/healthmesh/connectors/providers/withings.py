@@ -26,6 +26,8 @@ Quirks handled here, and why:
   size parameter; it cuts pages of 100 (the simulator's, and what one page holds).
 - No documented maximum range for these four listings (only the high-frequency `sleep get` and
   `getintradayactivity` stop at 24 hours): one window spans any backfill.
+- A measure group is published as `{"timezone": <the page's>, "measuregrps": [<the group>]}`:
+  getmeas gives the time zone once per page, not per group.
 - Keys: a measure group's `grpid`; a day of activity's local `date` (one aggregate per day);
   a workout's and a sleep summary's `id` when Withings sends it, else its `startdate`.
 - Data arrives late (a watch or cuff syncs when the app is opened, nights are re-scored), and
@@ -202,14 +204,17 @@ def _own_id(row: dict[str, Any], fallback: str) -> str:
     return str(int(_epoch(row, fallback).timestamp()))
 
 
-def _measure_group(row: dict[str, Any]) -> Item:
+def _measure_group(row: dict[str, Any], page: dict[str, Any]) -> Item:
+    """One group, published in getmeas' own shape with the page's `timezone`: the reference
+    gives a group no time zone of its own, and the normalizer needs one for the local offset."""
     grpid = _int(row.get("grpid"))
     if grpid is None:
         raise MalformedPage(f"a measure group without an integer grpid: {sorted(row)[:10]}")
     if not isinstance(row.get("measures"), list):
         raise MalformedPage(f"measure group {grpid} without a `measures` list")
     at = _epoch(row, "date")
-    return Item(key=str(grpid), payload=row, start=at, end=at)
+    payload: dict[str, Any] = {"timezone": page.get("timezone"), "measuregrps": [row]}
+    return Item(key=str(grpid), payload=payload, start=at, end=at)
 
 
 DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -247,7 +252,8 @@ def _span(row: dict[str, Any]) -> Item:
 
 
 def read_measures(body: Any, call: Call) -> Page:
-    return _page(body, call, "measuregrps", _measure_group)
+    page = body if isinstance(body, dict) else {}
+    return _page(body, call, "measuregrps", lambda row: _measure_group(row, page))
 
 
 def read_activity(body: Any, call: Call) -> Page:

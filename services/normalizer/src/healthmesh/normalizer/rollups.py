@@ -1,0 +1,197 @@
+"""Per-day and per-hour aggregates of each source's plausible samples, kept in step with the
+samples inside the same transaction, so a query reads a day as one row instead of its samples.
+
+A touched (user, metric, source, day) is recomputed from its samples rather than adjusted by
+deltas: an upsert does not know the value it replaced, and only the samples themselves show
+where two devices of one source counted the same steps (iPhone and Watch), which `total`
+resolves the way HealthKit's statistics do: the watch's samples count in full, a lower-priority
+device's only for the part of its interval no higher-priority device covered.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from uuid import UUID
+
+import asyncpg
+
+from healthmesh.common.events import MetricSample
+from healthmesh.common.vocabulary import metric_def
+
+HOUR = timedelta(hours=1)
+
+
+def local_date(sample: MetricSample) -> date:
+    """The sample's local day by its own recorded offset; sleep counts on the day it ends."""
+    moment = sample.end if metric_def(sample.metric).day_of == "end" else sample.start
+    return (moment + timedelta(seconds=sample.utc_offset_s)).date()
+
+
+def utc_hour(sample: MetricSample) -> datetime | None:
+    """The UTC hour an intraday sample starts in; None for samples longer than an hour."""
+    if sample.end - sample.start > HOUR:
+        return None
+    return sample.start.replace(minute=0, second=0, microsecond=0)
+
+
+# --- overlaps between devices of one source -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    start: datetime
+    end: datetime
+    value: float
+    device: str | None
+
+
+def device_rank(device: str | None) -> int:
+    """HealthKit's default order: the watch first, other devices and apps next, the phone last."""
+    name = (device or "").lower()
+    if "watch" in name:
+        return 0
+    if "phone" in name:
+        return 2
+    return 1
+
+
+def overlap_free_total(spans: Iterable[Span]) -> float:
+    """Sum of cumulative samples where devices overlap: each device, in priority order, adds
+    only the share of each sample's interval that no higher-priority device already covered."""
+    by_device: dict[str | None, list[Span]] = {}
+    for span in spans:
+        by_device.setdefault(span.device, []).append(span)
+    covered: list[tuple[datetime, datetime]] = []
+    total = 0.0
+    for device in sorted(by_device, key=lambda d: (device_rank(d), d or "")):
+        group = by_device[device]
+        for span in group:
+            length = (span.end - span.start).total_seconds()
+            if length <= 0:
+                inside = any(a <= span.start < b for a, b in covered)
+                total += 0.0 if inside else span.value
+                continue
+            overlap = sum(
+                max(0.0, (min(b, span.end) - max(a, span.start)).total_seconds())
+                for a, b in covered
+            )
+            total += span.value * max(0.0, 1.0 - overlap / length)
+        covered = _merged(covered + [(s.start, s.end) for s in group if s.end > s.start])
+    return total
+
+
+def _merged(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+# --- SQL -----------------------------------------------------------------------------------------
+
+_SAMPLE_IN_DAY = """s.user_id = k.user_id AND s.metric = k.metric AND s.source = k.source
+    AND s.start_at >= (k.day - 2)::timestamp AT TIME ZONE 'UTC'
+    AND s.start_at < (k.day + 2)::timestamp AT TIME ZONE 'UTC'
+    AND s.quality > 0
+    AND ((CASE WHEN k.by_end THEN s.end_at ELSE s.start_at END) AT TIME ZONE 'UTC'
+         + make_interval(secs => s.utc_offset_s))::date = k.day"""
+_SAMPLE_IN_HOUR = """s.user_id = k.user_id AND s.metric = k.metric AND s.source = k.source
+    AND s.start_at >= k.hour AND s.start_at < k.hour + interval '1 hour'
+    AND s.end_at - s.start_at <= interval '1 hour'
+    AND s.quality > 0"""
+
+_DAY_KEYS = (
+    "unnest($1::uuid[], $2::text[], $3::text[], $4::date[], $5::bool[]) "
+    "AS k(user_id, metric, source, day, by_end)"
+)
+_HOUR_KEYS = (
+    "unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[]) "
+    "AS k(user_id, metric, source, hour)"
+)
+
+
+@dataclass(frozen=True)
+class Grain:
+    """One rollup table: its key column, how keys arrive (arrays), and which samples fall in."""
+
+    table: str
+    key: str
+    keys: str
+    match: str
+
+    @property
+    def delete(self) -> str:
+        return f"""DELETE FROM normalizer.{self.table} AS r USING {self.keys}
+            WHERE r.user_id = k.user_id AND r.metric = k.metric AND r.source = k.source
+              AND r.{self.key} = k.{self.key}"""
+
+    @property
+    def insert(self) -> str:
+        return f"""INSERT INTO normalizer.{self.table} (user_id, metric, source, {self.key},
+                samples, total, raw_total, minimum, maximum, last_value, last_at, utc_offset_s,
+                devices)
+            SELECT k.user_id, k.metric, k.source, k.{self.key}, count(*), sum(s.value),
+                   sum(s.value), min(s.value), max(s.value),
+                   (array_agg(s.value ORDER BY s.start_at DESC, s.end_at DESC))[1],
+                   max(s.start_at),
+                   (array_agg(s.utc_offset_s ORDER BY s.start_at DESC, s.end_at DESC))[1],
+                   count(DISTINCT coalesce(s.device, ''))
+            FROM {self.keys} JOIN normalizer.samples AS s ON {self.match}
+            GROUP BY k.user_id, k.metric, k.source, k.{self.key}
+            RETURNING user_id, metric, source, {self.key}, devices"""
+
+    @property
+    def spans(self) -> str:
+        return (
+            f"SELECT s.start_at, s.end_at, s.value, s.device "
+            f"FROM {self.keys} JOIN normalizer.samples AS s ON {self.match}"
+        )
+
+    @property
+    def set_total(self) -> str:
+        return f"""UPDATE normalizer.{self.table} SET total = $5
+            WHERE user_id = $1 AND metric = $2 AND source = $3 AND {self.key} = $4"""
+
+
+DAILY = Grain("daily_rollups", "day", _DAY_KEYS, _SAMPLE_IN_DAY)
+HOURLY = Grain("hourly_rollups", "hour", _HOUR_KEYS, _SAMPLE_IN_HOUR)
+
+
+async def refresh(conn: asyncpg.Connection, samples: Iterable[MetricSample]) -> None:
+    """Recompute the day and hour rollups these (changed or deleted) samples fall in."""
+    days: set[tuple[UUID, str, str, date]] = set()
+    hours: set[tuple[UUID, str, str, datetime]] = set()
+    for s in samples:
+        days.add((s.user_id, s.metric, s.source, local_date(s)))
+        hour = utc_hour(s)
+        if hour is not None:
+            hours.add((s.user_id, s.metric, s.source, hour))
+    if days:
+        await _recompute(conn, DAILY, [(*key, _by_end(key[1])) for key in sorted(days)])
+    if hours:
+        await _recompute(conn, HOURLY, sorted(hours))
+
+
+def _by_end(metric: str) -> bool:
+    return metric_def(metric).day_of == "end"
+
+
+async def _recompute(
+    conn: asyncpg.Connection, grain: Grain, keys: list[tuple[object, ...]]
+) -> None:
+    columns = [list(column) for column in zip(*keys, strict=True)]
+    await conn.execute(grain.delete, *columns)
+    rows = await conn.fetch(grain.insert, *columns)
+    for row in rows:
+        if row["devices"] < 2 or metric_def(row["metric"]).aggregation != "sum":
+            continue
+        key = (row["user_id"], row["metric"], row["source"], row[grain.key])
+        one = [[value] for value in key]
+        if grain is DAILY:
+            one.append([_by_end(row["metric"])])
+        spans = await conn.fetch(grain.spans, *one)
+        total = overlap_free_total(Span(*span) for span in spans)
+        await conn.execute(grain.set_total, *key, total)

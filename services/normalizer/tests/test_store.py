@@ -1,0 +1,297 @@
+"""The write path on a real PostgreSQL: raw archive, rollups (with overlaps between one source's
+devices resolved), idempotence, and `reprocess` fixing a mapper bug by replay."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from importlib.resources import files
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+import pytest_asyncio
+
+from healthmesh.common.db import apply_migrations, open_pool
+from healthmesh.common.events import RawPayloadReceived, dump
+from healthmesh.common.outbox import Outbox
+from healthmesh.common.topics import Topics
+from healthmesh.normalizer import db
+from healthmesh.normalizer.handlers import ConnectionHandler, RawHandler, RawMessage
+from healthmesh.normalizer.mapping import Mapper, MappingResult, measurement
+from healthmesh.normalizer.reprocess import reprocess
+
+pytestmark = pytest.mark.integration
+
+TOPICS = Topics("t.")
+
+
+def listed(envelope: RawPayloadReceived, metric_of: dict[str, str] | None = None) -> MappingResult:
+    """A test source whose payload lists its samples; `metric_of` renames metrics (a 'bug')."""
+    assert isinstance(envelope.payload, dict)
+    rows: Any = envelope.payload["samples"]
+    result = MappingResult(records_seen=len(rows))
+    for row in rows:
+        metric = (metric_of or {}).get(row["metric"], row["metric"])
+        result.samples.append(
+            measurement(
+                envelope,
+                metric=metric,
+                value=row["value"],
+                unit=row["unit"],
+                start=datetime.fromisoformat(row["start"]),
+                end=datetime.fromisoformat(row["end"]),
+                utc_offset_s=row.get("offset", 0),
+                source_field=metric,
+                device=row.get("device"),
+                source_record_id=row.get("id", ""),
+            )
+        )
+    return result
+
+
+def buggy(envelope: RawPayloadReceived) -> MappingResult:
+    """The bug the leading open-source peer shipped: RMSSD filed as SDNN."""
+    return listed(envelope, {"hrv_rmssd": "hrv_sdnn"})
+
+
+REGISTRY: dict[str, Mapper] = {"test": listed}
+
+
+def message(user: uuid.UUID, samples: list[dict[str, Any]], offset: int = 0) -> RawMessage:
+    envelope = RawPayloadReceived(
+        id=uuid.uuid4(),
+        user_id=user,
+        source="test",
+        resource="samples",
+        fetched_at=datetime.now(UTC),
+        payload={"samples": samples},
+    )
+    return RawMessage("t.raw.test", 0, offset, str(user).encode(), orjson.dumps(dump(envelope)))
+
+
+def steps(start: str, end: str, value: float, device: str, offset: int = 0) -> dict[str, Any]:
+    return {
+        "metric": "steps",
+        "value": value,
+        "unit": "count",
+        "start": start,
+        "end": end,
+        "device": device,
+        "id": device,  # as Apple Health's mapper does: one device's record is not another's
+        "offset": offset,
+    }
+
+
+@pytest_asyncio.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(database_url)
+    await apply_migrations(pool, "normalizer", files("healthmesh.normalizer") / "migrations")
+    yield pool
+    await pool.close()
+
+
+def handler(pool: asyncpg.Pool, registry: dict[str, Mapper] = REGISTRY) -> RawHandler:
+    return RawHandler(pool, Outbox("normalizer"), TOPICS, registry)
+
+
+async def daily(pool: asyncpg.Pool, user: uuid.UUID) -> list[tuple[Any, ...]]:
+    rows = await pool.fetch(
+        """SELECT metric, day::text, samples, total, raw_total, devices
+           FROM normalizer.daily_rollups WHERE user_id = $1 ORDER BY metric, day""",
+        user,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def hourly(pool: asyncpg.Pool, user: uuid.UUID) -> list[tuple[Any, ...]]:
+    rows = await pool.fetch(
+        """SELECT metric, hour, total, raw_total FROM normalizer.hourly_rollups
+           WHERE user_id = $1 ORDER BY metric, hour""",
+        user,
+    )
+    return [tuple(r) for r in rows]
+
+
+async def events(pool: asyncpg.Pool) -> list[tuple[str, str, int]]:
+    rows = await pool.fetch("SELECT payload FROM normalizer.outbox ORDER BY id")
+    return [
+        (r["payload"]["event"], r["payload"]["sample"]["metric"], r["payload"]["revision"])
+        for r in rows
+    ]
+
+
+async def test_watch_and_phone_steps_over_the_same_hour_count_once(pool: asyncpg.Pool) -> None:
+    user = uuid.uuid4()
+    await handler(pool).handle(
+        [
+            message(
+                user,
+                [
+                    # 10:00-11:00 both devices walked the same walk; 11:00-11:30 only the phone.
+                    steps("2024-03-01T10:00:00+01:00", "2024-03-01T11:00:00+01:00", 1000, "Watch"),
+                    steps("2024-03-01T10:00:00+01:00", "2024-03-01T11:00:00+01:00", 900, "iPhone"),
+                    steps("2024-03-01T11:00:00+01:00", "2024-03-01T11:30:00+01:00", 500, "iPhone"),
+                    # Half of this phone sample (12:00-12:20) overlaps the watch's 12:00-12:10.
+                    steps("2024-03-01T12:00:00+01:00", "2024-03-01T12:20:00+01:00", 200, "iPhone"),
+                    steps("2024-03-01T12:00:00+01:00", "2024-03-01T12:10:00+01:00", 150, "Watch"),
+                ],
+            )
+        ]
+    )
+    # Watch 1000 + 150; phone 500 in full, 200 * (1 - 10/20) = 100, 900 * 0: 1750 (plain sum 2750).
+    assert await daily(pool, user) == [("steps", "2024-03-01", 5, 1750.0, 2750.0, 2)]
+    utc = UTC
+    assert await hourly(pool, user) == [
+        ("steps", datetime(2024, 3, 1, 9, tzinfo=utc), 1000.0, 1900.0),
+        ("steps", datetime(2024, 3, 1, 10, tzinfo=utc), 500.0, 500.0),
+        ("steps", datetime(2024, 3, 1, 11, tzinfo=utc), 250.0, 350.0),
+    ]
+
+
+async def test_rollups_use_each_samples_local_day_and_leave_out_implausible_values(
+    pool: asyncpg.Pool,
+) -> None:
+    user = uuid.uuid4()
+    night = {
+        "metric": "sleep_duration",
+        "value": 7,
+        "unit": "h",
+        "start": "2024-03-01T23:00:00-05:00",
+        "end": "2024-03-02T07:00:00-05:00",
+        "offset": -18000,
+    }
+    await handler(pool).handle(
+        [
+            message(
+                user,
+                [
+                    # 23:30 local on Mar 1 in New York is already Mar 2 in UTC: still Mar 1.
+                    steps(
+                        "2024-03-01T23:30:00-05:00", "2024-03-01T23:40:00-05:00", 80, "W", -18000
+                    ),
+                    # A heart rate of 400 is stored, flagged, and left out of the day's mean.
+                    {
+                        "metric": "heart_rate",
+                        "value": 400,
+                        "unit": "bpm",
+                        "start": "2024-03-01T12:00:00+00:00",
+                        "end": "2024-03-01T12:00:00+00:00",
+                    },  # noqa: E501
+                    {
+                        "metric": "heart_rate",
+                        "value": 60,
+                        "unit": "bpm",
+                        "start": "2024-03-01T12:01:00+00:00",
+                        "end": "2024-03-01T12:01:00+00:00",
+                    },  # noqa: E501
+                    night,  # a night belongs to the morning it ends on
+                ],
+            )
+        ]
+    )
+    assert await daily(pool, user) == [
+        ("heart_rate", "2024-03-01", 1, 60.0, 60.0, 1),
+        ("sleep_duration", "2024-03-02", 1, 25200.0, 25200.0, 1),
+        ("steps", "2024-03-01", 1, 80.0, 80.0, 1),
+    ]
+    flagged = await pool.fetchval(
+        "SELECT quality_reason FROM normalizer.samples WHERE user_id = $1 AND value = 400", user
+    )
+    assert flagged.startswith("implausible")
+
+
+async def test_a_batch_applied_twice_changes_nothing_the_second_time(pool: asyncpg.Pool) -> None:
+    user = uuid.uuid4()
+    batch = [
+        message(user, [steps("2024-03-01T10:00:00Z", "2024-03-01T10:10:00Z", 10, "W")], 1),
+        message(user, [steps("2024-03-01T10:10:00Z", "2024-03-01T10:20:00Z", 20, "W")], 2),
+    ]
+    await handler(pool).handle(batch)
+    before = await pool.fetch("SELECT * FROM normalizer.samples ORDER BY id")
+    rollups_before = await daily(pool, user)
+    archived_before = await pool.fetchval("SELECT count(*) FROM normalizer.raw_archive")
+    await handler(pool).handle(batch)
+    assert await pool.fetch("SELECT * FROM normalizer.samples ORDER BY id") == before
+    assert await daily(pool, user) == rollups_before == [("steps", "2024-03-01", 2, 30, 30, 1)]
+    assert await pool.fetchval("SELECT count(*) FROM normalizer.raw_archive") == archived_before
+    assert archived_before == 2
+    assert await events(pool) == [("created", "steps", 1), ("created", "steps", 1)]
+
+
+async def test_deleting_a_sources_samples_empties_its_rollups(pool: asyncpg.Pool) -> None:
+    user = uuid.uuid4()
+    await handler(pool).handle(
+        [message(user, [steps("2024-03-01T10:00:00Z", "2024-03-01T10:10:00Z", 10, "W")])]
+    )
+    assert await daily(pool, user) != []
+    async with pool.acquire() as conn, conn.transaction():
+        deleted = await db.delete_source_samples(conn, user, "test")
+        from healthmesh.normalizer.handlers import remove
+
+        await remove(conn, Outbox("normalizer"), TOPICS, deleted)
+    assert await daily(pool, user) == []
+    assert await hourly(pool, user) == []
+    assert ConnectionHandler  # the service's path to the same function (tested end to end)
+
+
+async def test_unmappable_events_are_archived_and_a_fixed_mapper_replays_them(
+    pool: asyncpg.Pool,
+) -> None:
+    """A mapper bug fixed by a code change plus a replay: the misfiled samples are withdrawn
+    (announced as deleted), the right ones created, and a second replay changes nothing."""
+    user, other = uuid.uuid4(), uuid.uuid4()
+    hrv = {
+        "metric": "hrv_rmssd",
+        "value": 42,
+        "unit": "ms",
+        "start": "2024-03-01T07:00:00Z",
+        "end": "2024-03-01T07:00:00Z",
+    }
+    await handler(pool, {"test": buggy}).handle([message(user, [hrv]), message(other, [hrv])])
+    await pool.execute("DELETE FROM normalizer.outbox")
+    assert await pool.fetchval(
+        "SELECT metric FROM normalizer.samples WHERE user_id = $1", user
+    ) == ("hrv_sdnn")
+
+    report = await reprocess(
+        pool, Outbox("normalizer"), TOPICS, REGISTRY, db.ArchiveFilter(user_id=user)
+    )
+    assert (report.events, report.samples, report.changed, report.withdrawn) == (1, 1, 1, 1)
+    rows = await pool.fetch(
+        "SELECT user_id = $1 AS mine, metric FROM normalizer.samples ORDER BY 1", user
+    )
+    assert [(r["mine"], r["metric"]) for r in rows] == [(False, "hrv_sdnn"), (True, "hrv_rmssd")]
+    assert sorted(await events(pool)) == [("created", "hrv_rmssd", 1), ("deleted", "hrv_sdnn", 2)]
+    assert await daily(pool, user) == [("hrv_rmssd", "2024-03-01", 1, 42.0, 42.0, 1)]
+
+    await pool.execute("DELETE FROM normalizer.outbox")
+    again = await reprocess(
+        pool, Outbox("normalizer"), TOPICS, REGISTRY, db.ArchiveFilter(user_id=user)
+    )
+    assert (again.changed, again.withdrawn) == (0, 0)
+    assert await events(pool) == []
+
+
+async def test_a_payload_no_mapper_can_read_is_archived_and_reported_by_reprocess(
+    pool: asyncpg.Pool,
+) -> None:
+    user = uuid.uuid4()
+    dead = await handler(pool, {}).handle([message(user, [])])
+    assert [d.event.reason for d in dead] == ["no mapper for source 'test'"]
+    assert await pool.fetchval("SELECT count(*) FROM normalizer.raw_archive") == 1
+    report = await reprocess(pool, Outbox("normalizer"), TOPICS, {}, db.ArchiveFilter())
+    assert [f["reason"] for f in report.failed] == ["no mapper for source 'test'"]
+
+
+async def test_the_archive_is_pruned_past_its_retention(pool: asyncpg.Pool) -> None:
+    user = uuid.uuid4()
+    await handler(pool).handle([message(user, []), message(user, [])])
+    await pool.execute(
+        "UPDATE normalizer.raw_archive SET archived_at = now() - interval '800 days' "
+        "WHERE raw_event_id = (SELECT min(raw_event_id::text)::uuid FROM normalizer.raw_archive)"
+    )
+    async with pool.acquire() as conn:
+        cutoff = datetime.now(UTC).replace(year=datetime.now(UTC).year - 2)
+        assert await db.prune_archive(conn, cutoff, limit=10) == 1
+    assert await pool.fetchval("SELECT count(*) FROM normalizer.raw_archive") == 1
