@@ -177,14 +177,14 @@ async def test_rollups_use_each_samples_local_day_and_leave_out_implausible_valu
                         "unit": "bpm",
                         "start": "2024-03-01T12:00:00+00:00",
                         "end": "2024-03-01T12:00:00+00:00",
-                    },  # noqa: E501
+                    },
                     {
                         "metric": "heart_rate",
                         "value": 60,
                         "unit": "bpm",
                         "start": "2024-03-01T12:01:00+00:00",
                         "end": "2024-03-01T12:01:00+00:00",
-                    },  # noqa: E501
+                    },
                     night,  # a night belongs to the morning it ends on
                 ],
             )

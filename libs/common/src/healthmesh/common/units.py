@@ -31,6 +31,11 @@ _ALIASES = {
     "ml/(kg·min)": "milliliter / kilogram / minute",
     "kj": "kilojoule",
     "fraction": "dimensionless",
+    # Apple Health's HKUnit strings (export.xml `unit` attributes)
+    "ml/min·kg": "milliliter / kilogram / minute",  # VO2Max, with a non-ASCII middle dot
+    "st": "stone",
+    "fl_oz_us": "US_fluid_ounce",
+    "fl_oz_imp": "imperial_fluid_ounce",
 }
 
 
