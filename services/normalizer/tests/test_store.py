@@ -58,11 +58,13 @@ def buggy(envelope: RawPayloadReceived) -> MappingResult:
 REGISTRY: dict[str, Mapper] = {"test": listed}
 
 
-def message(user: uuid.UUID, samples: list[dict[str, Any]], offset: int = 0) -> RawMessage:
+def message(
+    user: uuid.UUID, samples: list[dict[str, Any]], offset: int = 0, source: str = "test"
+) -> RawMessage:
     envelope = RawPayloadReceived(
         id=uuid.uuid4(),
         user_id=user,
-        source="test",
+        source=source,
         resource="samples",
         fetched_at=datetime.now(UTC),
         payload={"samples": samples},
@@ -217,6 +219,42 @@ async def test_a_batch_applied_twice_changes_nothing_the_second_time(pool: async
     assert await pool.fetchval("SELECT count(*) FROM normalizer.raw_archive") == archived_before
     assert archived_before == 2
     assert await events(pool) == [("created", "steps", 1), ("created", "steps", 1)]
+
+
+async def test_a_record_whose_times_were_edited_replaces_its_old_sample(
+    pool: asyncpg.Pool,
+) -> None:
+    """Strava's activity 7 cropped from 60 to 45 minutes: same record id, new interval."""
+    user = uuid.uuid4()
+    ride = {"metric": "workout", "unit": "s", "start": "2024-03-01T10:00:00Z", "id": "7"}
+    first = {**ride, "value": 3600, "end": "2024-03-01T11:00:00Z"}
+    cropped = {**ride, "value": 2700, "end": "2024-03-01T10:45:00Z"}
+    other = {**ride, "value": 60, "end": "2024-03-01T10:01:00Z", "id": "8"}
+    strava = handler(pool, {"strava": listed})
+    await strava.handle([message(user, [first, other], source="strava")])
+    await strava.handle([message(user, [cropped], source="strava")])
+    rows = await pool.fetch(
+        "SELECT source_record_id, value FROM normalizer.samples WHERE user_id = $1 ORDER BY 1",
+        user,
+    )
+    assert [tuple(r) for r in rows] == [("7", 2700.0), ("8", 60.0)]
+    assert await events(pool) == [
+        ("created", "workout", 1),
+        ("created", "workout", 1),
+        ("created", "workout", 1),
+        ("deleted", "workout", 2),
+    ]
+    # Both versions in one batch: the later one wins, the earlier never lands.
+    await strava.handle(
+        [message(user, [first], 1, "strava"), message(user, [cropped], 2, "strava")]
+    )
+    assert (
+        await pool.fetchval(
+            "SELECT count(*) FROM normalizer.samples WHERE user_id = $1 AND source_record_id = '7'",
+            user,
+        )
+        == 1
+    )
 
 
 async def test_deleting_a_sources_samples_empties_its_rollups(pool: asyncpg.Pool) -> None:

@@ -45,6 +45,16 @@ RETURNING {", ".join(f"s.{c}" for c in _COLUMNS)}, s.revision, (s.xmax = 0) AS i
 """
 
 
+_SUPERSEDED = f"""
+DELETE FROM normalizer.samples AS s USING staging_samples AS st
+WHERE st.source_record_id <> '' AND st.source = ANY($1::text[])
+  AND s.user_id = st.user_id AND s.source = st.source AND s.metric = st.metric
+  AND s.source_record_id = st.source_record_id
+  AND (s.start_at, s.end_at) <> (st.start_at, st.end_at)
+RETURNING {", ".join(f"s.{c}" for c in _COLUMNS)}, s.revision + 1 AS revision, false AS inserted
+"""
+
+
 @dataclass(frozen=True)
 class ImportBatch:
     import_id: UUID
@@ -83,12 +93,18 @@ def _record(sample: MetricSample) -> tuple[Any, ...]:
 
 
 async def upsert_samples(
-    conn: asyncpg.Connection, samples: list[MetricSample]
-) -> list[ChangedSample]:
-    """Upsert inside the caller's transaction; return only the samples that really changed."""
+    conn: asyncpg.Connection, samples: list[MetricSample], record_id_sources: frozenset[str]
+) -> tuple[list[ChangedSample], list[ChangedSample]]:
+    """Upsert inside the caller's transaction; return the samples that really changed, and
+    those they superseded: for sources in `record_id_sources` a record id names one record, so
+    an older sample of the same record with other times (an edited bedtime) is withdrawn."""
     if not samples:
-        return []
-    unique = {s.id: s for s in samples}  # one natural key once per statement; the last wins
+        return [], []
+    unique: dict[object, MetricSample] = {}  # one key once per statement; the last one wins
+    for sample in samples:
+        per_record = sample.source in record_id_sources and sample.source_record_id
+        key = (sample.user_id, sample.source, sample.metric, sample.source_record_id)
+        unique[key if per_record else sample.id] = sample
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS staging_samples "
         "(LIKE normalizer.samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -97,7 +113,8 @@ async def upsert_samples(
         "staging_samples", records=[_record(s) for s in unique.values()], columns=_COLUMNS
     )
     rows = await conn.fetch(_UPSERT)
-    return [_changed(r) for r in rows]
+    superseded = await conn.fetch(_SUPERSEDED, list(record_id_sources)) if rows else []
+    return [_changed(r) for r in rows], [_changed(r) for r in superseded]
 
 
 def _changed(r: asyncpg.Record) -> ChangedSample:

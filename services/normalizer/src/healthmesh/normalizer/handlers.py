@@ -30,7 +30,13 @@ from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox, OutboxMessage
 from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db, rollups
-from healthmesh.normalizer.mapping import Mapper, MappingResult, UnmappablePayload, map_payload
+from healthmesh.normalizer.mapping import (
+    RECORD_ID_SOURCES,
+    Mapper,
+    MappingResult,
+    UnmappablePayload,
+    map_payload,
+)
 
 log = get_logger(__name__)
 
@@ -163,8 +169,8 @@ async def store(
 ) -> list[db.ChangedSample]:
     """Upsert samples, refresh their rollups and announce each real change (in the caller's
     transaction); `traces` maps raw event ids to the trace their events continue."""
-    changed = await db.upsert_samples(conn, samples)
-    await rollups.refresh(conn, [c.sample for c in changed])
+    changed, superseded = await db.upsert_samples(conn, samples, RECORD_ID_SOURCES)
+    await rollups.refresh(conn, [c.sample for c in changed + superseded])
     await outbox.add(
         conn,
         announcements(
@@ -174,7 +180,8 @@ async def store(
             {c.sample.id: traces.get(c.sample.raw_event_id) or None for c in changed},
         ),
     )
-    return changed
+    await outbox.add(conn, announcements(topics, superseded, "deleted", {}))
+    return changed + superseded
 
 
 async def remove(

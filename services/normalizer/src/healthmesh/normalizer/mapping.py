@@ -63,6 +63,7 @@ Mapper = Callable[[RawPayloadReceived], MappingResult]
 def mappers() -> dict[str, Mapper]:
     """Mapper per source id; a source without one sends its payloads to the DLQ."""
     from healthmesh.normalizer.sources import (
+        apple_health,
         cronometer,
         csv,
         fitbit,
@@ -75,6 +76,7 @@ def mappers() -> dict[str, Mapper]:
 
     return {
         "csv": csv.map_rows,
+        "apple_health": apple_health.map_payload,
         "cronometer": cronometer.map_payload,
         "myfitnesspal": myfitnesspal.map_payload,
         "oura": oura.map_payload,
@@ -83,6 +85,12 @@ def mappers() -> dict[str, Mapper]:
         "withings": withings.map_payload,
         "strava": strava.map_payload,
     }
+
+
+RECORD_ID_SOURCES = frozenset(("oura", "whoop", "fitbit", "withings", "strava"))
+"""Sources whose `source_record_id` names exactly one record per metric (a provider's own id):
+a newer sample of the same record with other times replaces the older one. Elsewhere the id
+only tells devices apart (Apple Health's source name) or is empty."""
 
 
 def map_payload(envelope: RawPayloadReceived, registry: dict[str, Mapper]) -> MappingResult:

@@ -4,6 +4,10 @@ ALTER TABLE normalizer.samples ADD COLUMN details jsonb;
 -- Lookups by lineage: a reprocessed raw event withdraws the samples its new mapping no longer yields.
 CREATE INDEX samples_raw_event ON normalizer.samples (raw_event_id);
 
+-- A provider record whose times were edited keeps its id: its old sample is found and withdrawn.
+CREATE INDEX samples_record ON normalizer.samples (user_id, source, metric, source_record_id)
+    WHERE source_record_id <> '';
+
 -- Every raw event as it arrived (the envelope's JSON, zlib-compressed), kept for `reprocess`:
 -- a mapper bug is fixed by a code change plus a replay from here, never by a data migration.
 CREATE TABLE normalizer.raw_archive (

@@ -1,0 +1,493 @@
+"""The Apple Health mapper: export.xml items (as the importer's reader yields them) to samples.
+
+Expectations are written by hand from the sample file and shared/reference/providers/
+apple_health.md, with the arithmetic beside them.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.connectors.importers.apple_health_xml import read_export
+from healthmesh.normalizer.mapping import UnmappablePayload
+from healthmesh.normalizer.sources.apple_health import map_payload, sport_name
+
+USER = uuid.UUID("00000000-0000-0000-0000-00000000a991")
+SAMPLE = (
+    Path(__file__).resolve().parents[3].parent
+    / "shared"
+    / "reference"
+    / "samples"
+    / "apple_health"
+    / "export.v3_2016.tdda_sample.xml"
+)
+Q = "HKQuantityTypeIdentifier"
+SLEEP = "HKCategoryTypeIdentifierSleepAnalysis"
+STAGE = "HKCategoryValueSleepAnalysis"
+
+
+def envelope(records: list[dict[str, Any]], resource: str = "export") -> RawPayloadReceived:
+    return RawPayloadReceived(
+        id=uuid.UUID("00000000-0000-0000-0000-0000000000e1"),
+        user_id=USER,
+        source="apple_health",
+        resource=resource,
+        fetched_at=datetime(2024, 1, 2, tzinfo=UTC),
+        payload={"records": records},
+    )
+
+
+def record(
+    type_: str,
+    value: str,
+    unit: str | None,
+    start: str,
+    end: str | None = None,
+    source: str = "Jane\u2019s Apple Watch",
+    line: int = 9,
+    **extra: Any,
+) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "kind": "record",
+        "line": line,
+        "type": type_,
+        "sourceName": source,
+        "startDate": start,
+        "endDate": end or start,
+        "value": value,
+        "metadata": {},
+        **extra,
+    }
+    if unit is not None:
+        item["unit"] = unit
+    return item
+
+
+def row(s: MetricSample) -> tuple[Any, ...]:
+    return (
+        s.metric,
+        pytest.approx(s.value),
+        s.unit,
+        s.start,
+        s.end,
+        s.utc_offset_s,
+        s.source_record_id,
+        s.device,
+        s.details,
+        s.quality,
+    )
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
+
+
+# --- golden: the real 2016 sample, through the reader --------------------------------------------
+
+
+def test_golden_the_real_2016_sample() -> None:
+    with SAMPLE.open("rb") as stream:
+        items = list(read_export(stream))
+    result = map_payload(envelope(items))
+    # 15 records + 2 activity summaries + 1 workout seen; summaries give nothing, none rejected
+    assert (result.records_seen, result.rejections) == (18, [])
+    samples = result.samples
+    assert [s.metric for s in samples] == ["steps"] * 10 + ["distance"] * 5 + ["workout"]
+    assert row(samples[0]) == (
+        "steps",
+        329,  # line 83, value="329" unit="count"
+        "count",
+        utc(2014, 9, 13, 9, 27, 54),  # 10:27:54 +0100
+        utc(2014, 9, 13, 9, 27, 59),
+        3600,  # +0100
+        "Health",
+        "Health",
+        None,
+        1.0,
+    )
+    assert row(samples[10]) == (
+        "distance",
+        2.88,  # line 93: 0.00288 km * 1000 m/km
+        "m",
+        utc(2014, 9, 20, 9, 41, 28),  # 10:41:28 +0100
+        utc(2014, 9, 20, 9, 41, 30),
+        3600,
+        "Health",
+        "Health",
+        None,
+        1.0,
+    )
+    assert row(samples[15]) == (
+        "workout",
+        1904.2081510424616,  # line 100: 31.73680251737436 min * 60 s/min
+        "s",
+        utc(2016, 4, 2, 9, 40, 38),  # 10:40:38 +0100
+        utc(2016, 4, 2, 10, 12, 22),  # 11:12:22 +0100
+        3600,
+        "NJR Apple\u00a0Watch",  # sourceName, with the file's no-break space
+        "NJR Apple\u00a0Watch",
+        # HKWorkoutActivityTypeOther; totalEnergyBurned 139.3170000000021 kcal; totalDistance 0 km
+        {"sport": "other", "energy_kcal": pytest.approx(139.317), "distance_m": 0.0},
+        1.0,
+    )
+    # 329+283+426+61+10+200+390+320+216+282 = 2517 steps
+    assert sum(s.value for s in samples if s.metric == "steps") == 2517
+    # (0.00288+0.00284+0.00142+0.00639+0.0059) km = 0.01943 km = 19.43 m
+    assert sum(s.value for s in samples if s.metric == "distance") == pytest.approx(19.43)
+    assert {s.source for s in samples} == {"apple_health"}
+
+
+# --- records --------------------------------------------------------------------------------------
+
+
+def test_ios16_sleep_stages_are_sleep_durations_and_in_bed_or_awake_are_not() -> None:
+    def sleep(value: str, start: str, end: str, line: int) -> dict[str, Any]:
+        return record(SLEEP, f"{STAGE}{value}", None, start, end, line=line)
+
+    result = map_payload(
+        envelope(
+            [
+                sleep("InBed", "2022-10-01 00:20:00 +0200", "2022-10-01 07:00:00 +0200", 10),
+                sleep("AsleepCore", "2022-10-01 00:30:00 +0200", "2022-10-01 01:10:00 +0200", 11),
+                sleep("AsleepDeep", "2022-10-01 01:10:00 +0200", "2022-10-01 01:35:00 +0200", 12),
+                sleep("Awake", "2022-10-01 01:35:00 +0200", "2022-10-01 01:40:00 +0200", 13),
+                sleep("AsleepREM", "2022-10-01 01:40:00 +0200", "2022-10-01 02:02:30 +0200", 14),
+                sleep("Asleep", "2021-03-01 23:00:00 -0500", "2021-03-02 06:00:00 -0500", 15),
+            ]
+        )
+    )
+    assert (result.records_seen, result.rejections) == (6, [])
+    watch = "Jane\u2019s Apple Watch"
+    assert [row(s) for s in result.samples] == [
+        # 00:30 -> 01:10 = 40 min = 2400 s; +0200 = 7200 s
+        (
+            "sleep_duration",
+            2400,
+            "s",
+            utc(2022, 9, 30, 22, 30),
+            utc(2022, 9, 30, 23, 10),
+            7200,
+            watch,
+            watch,
+            {"stage": "core"},
+            1.0,
+        ),
+        # 01:10 -> 01:35 = 25 min = 1500 s
+        (
+            "sleep_duration",
+            1500,
+            "s",
+            utc(2022, 9, 30, 23, 10),
+            utc(2022, 9, 30, 23, 35),
+            7200,
+            watch,
+            watch,
+            {"stage": "deep"},
+            1.0,
+        ),
+        # 01:40 -> 02:02:30 = 22.5 min = 1350 s
+        (
+            "sleep_duration",
+            1350,
+            "s",
+            utc(2022, 9, 30, 23, 40),
+            utc(2022, 10, 1, 0, 2, 30),
+            7200,
+            watch,
+            watch,
+            {"stage": "rem"},
+            1.0,
+        ),
+        # before iOS 16: one Asleep record, 23:00 -> 06:00 = 7 h = 25200 s; -0500 = -18000 s
+        (
+            "sleep_duration",
+            25200,
+            "s",
+            utc(2021, 3, 2, 4),
+            utc(2021, 3, 2, 11),
+            -18000,
+            watch,
+            watch,
+            {"stage": "unspecified"},
+            1.0,
+        ),
+    ]
+
+
+def test_hrv_is_sdnn_with_its_beats() -> None:
+    hrv = record(
+        f"{Q}HeartRateVariabilitySDNN",
+        "48.2713",
+        "ms",
+        "2023-05-01 22:10:00 -0700",
+        "2023-05-01 22:11:00 -0700",
+        beats=[{"bpm": "62", "time": "10:10:01.52 PM"}, {"bpm": "64", "time": "10:10:02.47 PM"}],
+    )
+    [sample] = map_payload(envelope([hrv])).samples
+    watch = "Jane\u2019s Apple Watch"
+    assert row(sample) == (
+        "hrv_sdnn",  # never hrv_rmssd: Apple's HRV is SDNN
+        48.2713,
+        "ms",
+        utc(2023, 5, 2, 5, 10),  # 22:10 -0700
+        utc(2023, 5, 2, 5, 11),
+        -25200,  # -0700 = -7 * 3600
+        watch,
+        watch,
+        {"beats_bpm": [62.0, 64.0]},
+        1.0,
+    )
+
+
+def test_quantity_units_as_apple_writes_them() -> None:
+    at = "2024-02-03 08:00:00 +0100"
+    items = [
+        record(f"{Q}BodyFatPercentage", "0.25", "%", at, source="Withings"),
+        record(f"{Q}OxygenSaturation", "0.97", "%", at),
+        record(f"{Q}BodyMassIndex", "23.4", "count", at, source="Withings"),
+        record(f"{Q}VO2Max", "41.2", "mL/min·kg", at),
+        record(f"{Q}BodyMass", "154.3", "lb", at, source="Withings"),
+        record(f"{Q}BodyTemperature", "98.6", "degF", at, source="Thermo"),
+        record(f"{Q}RestingHeartRate", "52", "count/min", at),
+        record(f"{Q}RespiratoryRate", "14.5", "count/min", at),
+        record(f"{Q}DietaryEnergyConsumed", "250", "Cal", at, source="MyFitnessPal"),
+        record(f"{Q}DietaryFatTotal", "12.5", "g", at, source="MyFitnessPal"),
+        record(f"{Q}DietarySodium", "0.4", "g", at, source="MyFitnessPal"),
+        record(f"{Q}DietaryWater", "500", "mL", at, source="WaterMinder"),
+        record(f"{Q}ActiveEnergyBurned", "100", "kJ", at),
+        record(f"{Q}DistanceCycling", "1.2", "mi", at),
+        record(f"{Q}AppleExerciseTime", "3", "min", at),
+        record(f"{Q}FlightsClimbed", "2", "count", at, source="iPhone"),
+    ]
+    result = map_payload(envelope(items))
+    assert result.rejections == []
+    expected = [
+        ("body_fat", 25.0, "%"),  # 0.25 is a fraction: 0.25 * 100 %
+        ("spo2", 97.0, "%"),  # 0.97 * 100 %
+        ("bmi", 23.4, "kg/m2"),  # HealthKit's BMI "count" is kg/m²
+        ("vo2max", 41.2, "mL/kg/min"),
+        ("body_mass", 69.98930269, "kg"),  # 154.3 lb * 0.45359237 kg/lb
+        ("body_temperature", 37.0, "Cel"),  # (98.6 - 32) * 5/9
+        ("resting_heart_rate", 52.0, "bpm"),
+        ("respiratory_rate", 14.5, "/min"),
+        ("energy_intake", 250.0, "kcal"),  # food "Cal" are kilocalories
+        ("fat", 12.5, "g"),
+        ("sodium", 400.0, "mg"),  # 0.4 g * 1000
+        ("water", 500.0, "mL"),
+        ("active_energy", 23.90057361, "kcal"),  # 100 kJ / 4.184 kJ/kcal
+        ("distance", 1931.2128, "m"),  # 1.2 mi * 1609.344 m/mi
+        ("active_minutes", 3.0, "min"),
+        ("floors", 2.0, "count"),
+    ]
+    assert [(s.metric, s.unit) for s in result.samples] == [(m, u) for m, _, u in expected]
+    assert [s.value for s in result.samples] == pytest.approx([v for _, v, _ in expected])
+    assert {s.utc_offset_s for s in result.samples} == {3600}
+
+
+def test_iphone_and_watch_over_the_same_interval_stay_two_samples() -> None:
+    start, end = "2024-01-05 09:00:00 -0800", "2024-01-05 09:05:00 -0800"
+    samples = map_payload(
+        envelope(
+            [
+                record(f"{Q}StepCount", "420", "count", start, end, source="Jane\u2019s iPhone"),
+                record(f"{Q}StepCount", "415", "count", start, end),
+            ]
+        )
+    ).samples
+    assert [(s.device, s.source_record_id, s.value) for s in samples] == [
+        ("Jane\u2019s iPhone", "Jane\u2019s iPhone", 420),
+        ("Jane\u2019s Apple Watch", "Jane\u2019s Apple Watch", 415),
+    ]
+    assert samples[0].id != samples[1].id
+
+
+def test_unknown_types_and_activity_summaries_are_seen_and_yield_nothing() -> None:
+    at = "2024-01-05 09:00:00 +0000"
+    items = [
+        record(f"{Q}Height", "1.7", "m", at),
+        record("HKCategoryTypeIdentifierMindfulSession", "HKCategoryValueNotApplicable", None, at),
+        {
+            "kind": "activity_summary",
+            "line": 20,
+            "dateComponents": "2024-01-05",
+            "activeEnergyBurned": "512.3",
+            "activeEnergyBurnedUnit": "kcal",
+        },
+    ]
+    result = map_payload(envelope(items))
+    assert (result.records_seen, result.samples, result.rejections) == (3, [], [])
+
+
+# --- correlations and workouts --------------------------------------------------------------------
+
+
+def test_a_blood_pressure_correlation_and_its_top_level_copies_are_the_same_samples() -> None:
+    at = "2023-06-01 08:00:00 +0100"
+    systolic = record(f"{Q}BloodPressureSystolic", "121", "mmHg", at, source="Omron", line=11)
+    diastolic = record(f"{Q}BloodPressureDiastolic", "79", "mmHg", at, source="Omron", line=12)
+    correlation = {
+        "kind": "correlation",
+        "line": 9,
+        "type": "HKCorrelationTypeIdentifierBloodPressure",
+        "sourceName": "Omron",
+        "startDate": at,
+        "endDate": at,
+        "metadata": {},
+        "records": [systolic, diastolic],
+    }
+    top_level = [{**systolic, "line": 14}, {**diastolic, "line": 15}]
+    result = map_payload(envelope([correlation, *top_level]))
+    assert (result.records_seen, result.rejections) == (3, [])
+    from_correlation, from_top_level = result.samples[:2], result.samples[2:]
+    assert [row(s) for s in from_correlation] == [
+        (
+            "bp_systolic",
+            121,
+            "mmHg",
+            utc(2023, 6, 1, 7),
+            utc(2023, 6, 1, 7),
+            3600,
+            "Omron",
+            "Omron",
+            None,
+            1.0,
+        ),
+        (
+            "bp_diastolic",
+            79,
+            "mmHg",
+            utc(2023, 6, 1, 7),
+            utc(2023, 6, 1, 7),
+            3600,
+            "Omron",
+            "Omron",
+            None,
+            1.0,
+        ),
+    ]
+    assert from_correlation == from_top_level  # same ids: the upsert stores each once
+    assert len({s.id for s in result.samples}) == 2
+
+
+def test_a_modern_workout_takes_its_totals_from_its_statistics() -> None:
+    start, end = "2023-05-02 07:00:00 -0700", "2023-05-02 07:30:30 -0700"
+
+    def stat(type_: str, unit: str, **values: str) -> dict[str, Any]:
+        return {"type": f"{Q}{type_}", "startDate": start, "endDate": end, "unit": unit, **values}
+
+    workout = {
+        "kind": "workout",
+        "line": 9,
+        "workoutActivityType": "HKWorkoutActivityTypeRunning",
+        "duration": "30.5",
+        "durationUnit": "min",
+        "sourceName": "Watch",
+        "startDate": start,
+        "endDate": end,
+        "metadata": {"HKIndoorWorkout": "0"},
+        "statistics": [
+            stat("ActiveEnergyBurned", "kcal", sum="305.2"),
+            stat("DistanceWalkingRunning", "km", sum="5.1"),
+            stat("HeartRate", "count/min", average="151", minimum="95", maximum="182"),
+        ],
+        "events": [{"type": "HKWorkoutEventTypePause", "date": "2023-05-02 07:10:00 -0700"}],
+    }
+    result = map_payload(envelope([workout]))
+    assert [row(s) for s in result.samples] == [
+        (
+            "workout",
+            1830,  # 30.5 min * 60 s/min
+            "s",
+            utc(2023, 5, 2, 14),  # 07:00 -0700
+            utc(2023, 5, 2, 14, 30, 30),
+            -25200,
+            "Watch",
+            "Watch",
+            {
+                "sport": "running",
+                "energy_kcal": 305.2,
+                "distance_m": 5100.0,  # 5.1 km * 1000
+                "avg_heart_rate": 151.0,
+                "max_heart_rate": 182.0,
+            },
+            1.0,
+        )
+    ]
+
+
+def test_an_older_workout_takes_its_totals_from_its_attributes_in_their_units() -> None:
+    workout = {
+        "kind": "workout",
+        "line": 30,
+        "workoutActivityType": "HKWorkoutActivityTypeHighIntensityIntervalTraining",
+        "duration": "0.5",
+        "durationUnit": "hr",
+        "totalDistance": "3.1",
+        "totalDistanceUnit": "mi",
+        "totalEnergyBurned": "1000",
+        "totalEnergyBurnedUnit": "kJ",
+        "sourceName": "Gym App",
+        "startDate": "2019-01-01 18:00:00 +0530",
+        "endDate": "2019-01-01 18:30:00 +0530",
+        "metadata": {},
+        "statistics": [],
+        "events": [],
+    }
+    [sample] = map_payload(envelope([workout])).samples
+    assert sample.value == 1800  # 0.5 h * 3600 s/h
+    assert sample.utc_offset_s == 19800  # +0530 = 5.5 * 3600
+    assert sample.details == {
+        "sport": "high_intensity_interval_training",
+        "energy_kcal": pytest.approx(239.0057361),  # 1000 kJ / 4.184
+        "distance_m": pytest.approx(4988.9664),  # 3.1 mi * 1609.344
+    }
+
+
+def test_sport_names_are_lower_snake_case() -> None:
+    assert sport_name("HKWorkoutActivityTypeTraditionalStrengthTraining") == (
+        "traditional_strength_training"
+    )
+    assert sport_name("HKWorkoutActivityTypeTaiChi") == "tai_chi"
+    assert sport_name("HKWorkoutActivityTypeOther") == "other"
+
+
+# --- rejections and the payload -------------------------------------------------------------------
+
+
+def test_a_malformed_record_is_rejected_alone_with_where_and_why() -> None:
+    at = "2024-01-05 09:00:00 +0000"
+    items = [
+        record(f"{Q}StepCount", "12", "count", at, line=9),
+        record(f"{Q}StepCount", "twelve", "count", at, line=10),
+        record(f"{Q}HeartRate", "60", "count/min", "2024-01-05T09:00:00Z", line=11),
+        record(f"{Q}StepCount", "12", "kg", at, line=12),
+        record(SLEEP, f"{STAGE}Napping", None, at, line=13),
+        record(f"{Q}HeartRate", "61", "count/min", at, line=14),
+    ]
+    result = map_payload(envelope(items))
+    assert [(s.metric, s.value) for s in result.samples] == [("steps", 12), ("heart_rate", 61)]
+    assert [r.where for r in result.rejections] == ["line 10", "line 11", "line 12", "line 13"]
+    reasons = [r.reason for r in result.rejections]
+    assert "'twelve' is not a number" in reasons[0]
+    assert "startDate '2024-01-05T09:00:00Z'" in reasons[1]
+    assert "does not measure steps" in reasons[2]
+    assert "unknown sleep analysis value" in reasons[3]
+    assert result.records_seen == 6
+
+
+def test_an_unknown_resource_or_a_payload_without_records_is_unmappable() -> None:
+    with pytest.raises(UnmappablePayload, match="'workouts'"):
+        map_payload(envelope([], resource="workouts"))
+    bad = envelope([]).model_copy(update={"payload": {"rows": []}})
+    with pytest.raises(UnmappablePayload, match="records"):
+        map_payload(bad)
+
+
+def test_mapping_twice_gives_identical_samples() -> None:
+    with SAMPLE.open("rb") as stream:
+        items = list(read_export(stream))
+    assert map_payload(envelope(items)).samples == map_payload(envelope(items)).samples
