@@ -20,6 +20,7 @@ from healthmesh.normalizer import db
 from healthmesh.normalizer.handlers import RawHandler, RawMessage, remove
 from healthmesh.normalizer.mapping import Mapper, MappingResult, measurement
 from healthmesh.normalizer.reprocess import reprocess
+from healthmesh.normalizer.sources import csv
 
 pytestmark = pytest.mark.integration
 
@@ -330,3 +331,37 @@ async def test_the_archive_is_pruned_past_its_retention(pool: asyncpg.Pool) -> N
         cutoff = datetime.now(UTC).replace(year=datetime.now(UTC).year - 2)
         assert await db.prune_archive(conn, cutoff, limit=10) == 1
     assert await pool.fetchval("SELECT count(*) FROM normalizer.raw_archive") == 1
+
+
+async def test_a_rejected_record_is_kept_with_its_reason_and_the_rest_is_stored(
+    pool: asyncpg.Pool,
+) -> None:
+    user = uuid.uuid4()
+    await handler(pool, {"csv": csv.map_rows}).handle(
+        [RawMessage("t.raw.csv", 0, 0, None, orjson.dumps(dump(csv_envelope(user))))]
+    )
+    assert await pool.fetchval("SELECT count(*) FROM normalizer.samples WHERE user_id = $1", user)
+    rows = await pool.fetch(
+        "SELECT record, reason FROM normalizer.rejected_records WHERE user_id = $1", user
+    )
+    assert [tuple(r) for r in rows] == [("row 3", "column 'Steps': 'many' is not a number")]
+
+
+def csv_envelope(user: uuid.UUID) -> RawPayloadReceived:
+    return RawPayloadReceived(
+        id=uuid.uuid4(),
+        user_id=user,
+        source="csv",
+        resource="rows",
+        fetched_at=datetime.now(UTC),
+        payload={
+            "mapping": {
+                "timestamp": "Date",
+                "columns": {"Steps": {"metric": "steps", "unit": "count"}},
+            },
+            "rows": [
+                {"row": 2, "values": {"Date": "2024-03-01", "Steps": "10"}},
+                {"row": 3, "values": {"Date": "2024-03-02", "Steps": "many"}},
+            ],
+        },
+    )

@@ -164,6 +164,20 @@ async def record_import_batches(conn: asyncpg.Connection, batches: list[ImportBa
     )
 
 
+async def record_rejections(
+    conn: asyncpg.Connection, rejected: Sequence[tuple[RawPayloadReceived, str, str]]
+) -> None:
+    """Keep (envelope, where, why) of each record a mapper rejected; idempotent."""
+    if not rejected:
+        return
+    await conn.executemany(
+        """INSERT INTO normalizer.rejected_records
+               (raw_event_id, record, user_id, source, resource, reason)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+        [(e.id, where, e.user_id, e.source, e.resource, reason) for e, where, reason in rejected],
+    )
+
+
 async def delete_source_samples(
     conn: asyncpg.Connection, user_id: UUID, source: str
 ) -> list[ChangedSample]:

@@ -1,8 +1,9 @@
 """Handling one batch of raw messages: validate, map (pure), write in one transaction.
 
 The transaction archives every readable raw event (even those that could not be mapped, so a
-fixed mapper can replay them), upserts the samples, recomputes the rollups they touch and queues
-one metrics.unified event per real change in the outbox.
+fixed mapper can replay them), upserts the samples, recomputes the rollups they touch, keeps the
+records a mapper rejected (with where and why) and queues one metrics.unified event per real
+change in the outbox.
 
 What cannot be read or mapped becomes a dead letter with its reason; the rest of the batch goes
 through. A database error caused by one message's data (a poison message) is isolated by
@@ -117,11 +118,17 @@ class RawHandler:
         batches += [_failed_import_batch(e, reason) for _, reason, e in dead if e and e.import_id]
         raw = [db.RawEvent(m.envelope, m.message.value) for m in mapped]
         raw += [db.RawEvent(e, message.value) for message, _, e in dead if e is not None]
+        rejected = [
+            (m.envelope, r.where, r.reason)
+            for m in mapped
+            for r in m.result.rejections[:MAX_ERRORS_PER_BATCH]
+        ]
         traces = {item.envelope.id: item.message.trace_context for item in mapped}
         async with self._pool.acquire() as conn, conn.transaction():
             await db.archive_raw(conn, raw)
             changed = await store(conn, self._outbox, self._topics, samples, traces)
             await db.record_import_batches(conn, batches)
+            await db.record_rejections(conn, rejected)
         if changed:
             self._outbox.wakeup.set()
 

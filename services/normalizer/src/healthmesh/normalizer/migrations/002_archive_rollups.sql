@@ -25,6 +25,20 @@ ALTER TABLE normalizer.raw_archive ALTER COLUMN envelope SET STORAGE EXTERNAL;  
 CREATE INDEX raw_archive_user_source ON normalizer.raw_archive (user_id, source, fetched_at);
 CREATE INDEX raw_archive_archived_at ON normalizer.raw_archive (archived_at);
 
+-- Records a mapper rejected inside an otherwise mapped payload (the rest of it went through):
+-- where and why, so a bad provider record is seen, not silently dropped.
+CREATE TABLE normalizer.rejected_records (
+    raw_event_id uuid NOT NULL,
+    record text NOT NULL,
+    user_id uuid NOT NULL,
+    source text NOT NULL,
+    resource text NOT NULL,
+    reason text NOT NULL,
+    rejected_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (raw_event_id, record)
+);
+CREATE INDEX rejected_records_user ON normalizer.rejected_records (user_id, rejected_at);
+
 -- Per-source aggregates of plausible samples (quality > 0), kept in step with the samples in the
 -- same transaction, so queries never rescan raw samples. `total` is free of overlaps between
 -- devices of one source (iPhone + Watch); `raw_total` is the plain sum, for explanations.
