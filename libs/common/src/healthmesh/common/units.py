@@ -91,3 +91,10 @@ def to_canonical(metric: str, value: float, unit: str) -> float:
     check_unit(metric, unit)
     quantity = _registry().Quantity(value, _parse(unit))
     return float(quantity.to(_parse(metric_def(metric).pint_unit)).magnitude)
+
+
+def from_canonical(metric: str, value: float, unit: str) -> float:
+    """Express `value`, in the metric's canonical unit, in `unit` (for display: lb, mi, degF)."""
+    check_unit(metric, unit)
+    quantity = _registry().Quantity(value, _parse(metric_def(metric).pint_unit))
+    return float(quantity.to(_parse(unit)).magnitude)

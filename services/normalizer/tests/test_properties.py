@@ -1,0 +1,165 @@
+"""Properties (hypothesis) of mapping and writing: mapping is deterministic, overlap resolution
+never counts more than was measured, and applying a batch twice (or cut differently) equals
+applying it once."""
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from importlib.resources import files
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+import pytest_asyncio
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from healthmesh.common.db import apply_migrations, open_pool
+from healthmesh.common.events import RawPayloadReceived, dump
+from healthmesh.common.outbox import Outbox
+from healthmesh.common.topics import Topics
+from healthmesh.normalizer.handlers import RawHandler, RawMessage
+from healthmesh.normalizer.rollups import Span, overlap_free_total
+from healthmesh.normalizer.sources import oura
+
+DAY = datetime(2024, 3, 1, tzinfo=UTC)
+
+minutes = st.integers(min_value=0, max_value=24 * 60 - 1)
+heart_rows = st.lists(
+    st.tuples(minutes, st.integers(min_value=25, max_value=220)), min_size=1, max_size=50
+)
+
+
+def heartrate_envelope(
+    rows: list[tuple[int, int]], user: uuid.UUID, day: int = 0
+) -> RawPayloadReceived:
+    """A UTC day of Oura heart-rate rows, as the connector publishes it."""
+    midnight = DAY + timedelta(days=day)
+    data = [
+        {
+            "bpm": bpm,
+            "source": "awake",
+            "timestamp": (midnight + timedelta(minutes=m)).isoformat().replace("+00:00", "Z"),
+        }
+        for m, bpm in rows
+    ]
+    return RawPayloadReceived(
+        id=uuid.uuid4(),
+        user_id=user,
+        source="oura",
+        resource="heartrate",
+        fetched_at=datetime.now(UTC),
+        payload={"data": data},
+    )
+
+
+@given(rows=heart_rows)
+def test_mapping_is_deterministic_and_ids_depend_only_on_the_data(
+    rows: list[tuple[int, int]],
+) -> None:
+    user = uuid.UUID(int=7)
+    first = oura.map_payload(heartrate_envelope(rows, user)).samples
+    again = oura.map_payload(heartrate_envelope(rows, user)).samples  # another raw event id
+    assert [s.model_dump(exclude={"raw_event_id"}) for s in first] == [
+        s.model_dump(exclude={"raw_event_id"}) for s in again
+    ]
+    assert len({s.id for s in first}) == len({m for m, _ in rows})
+
+
+spans = st.lists(
+    st.tuples(
+        st.integers(min_value=0, max_value=1440),
+        st.integers(min_value=0, max_value=120),
+        st.floats(min_value=0, max_value=5_000),
+        st.sampled_from(["Watch", "iPhone", "Scale app"]),
+    ),
+    max_size=30,
+)
+
+
+def as_spans(raw: list[tuple[int, int, float, str]]) -> list[Span]:
+    return [
+        Span(DAY + timedelta(minutes=m), DAY + timedelta(minutes=m + length), value, device)
+        for m, length, value, device in raw
+    ]
+
+
+@given(raw=spans)
+def test_overlap_resolution_never_adds_and_the_watch_counts_in_full(
+    raw: list[tuple[int, int, float, str]],
+) -> None:
+    items = as_spans(raw)
+    total = overlap_free_total(items)
+    assert total <= sum(s.value for s in items) + 1e-6
+    watch = [s for s in items if s.device == "Watch"]
+    assert total >= overlap_free_total(watch) - 1e-6
+    assert abs(overlap_free_total(list(reversed(items))) - total) < 1e-6
+
+
+@given(raw=spans)
+def test_one_device_without_overlaps_is_a_plain_sum(raw: list[tuple[int, int, float, str]]) -> None:
+    cursor, items = 0, []
+    for _, length, value, _ in raw:  # laid end to end, as one device records
+        items.append((cursor, length, value, "Watch"))
+        cursor += length
+    assert abs(overlap_free_total(as_spans(items)) - sum(v for _, _, v, _ in items)) < 1e-6
+
+
+# --- applying batches --------------------------------------------------------------------------
+
+TOPICS = Topics("p.")
+
+
+@pytest_asyncio.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(database_url)
+    await apply_migrations(pool, "normalizer", files("healthmesh.normalizer") / "migrations")
+    yield pool
+    await pool.close()
+
+
+def message(envelope: RawPayloadReceived, offset: int) -> RawMessage:
+    return RawMessage("p.raw.oura", 0, offset, None, orjson.dumps(dump(envelope)))
+
+
+async def state(pool: asyncpg.Pool, user: uuid.UUID) -> tuple[Any, ...]:
+    samples = await pool.fetch(
+        "SELECT start_at, value, revision FROM normalizer.samples WHERE user_id = $1 "
+        "ORDER BY start_at",
+        user,
+    )
+    days = await pool.fetch(
+        "SELECT day, samples, total, minimum, maximum FROM normalizer.daily_rollups "
+        "WHERE user_id = $1 ORDER BY day",
+        user,
+    )
+    hours = await pool.fetch(
+        "SELECT hour, samples, total FROM normalizer.hourly_rollups WHERE user_id = $1 "
+        "ORDER BY hour",
+        user,
+    )
+    return [tuple(r) for r in samples], [tuple(r) for r in days], [tuple(r) for r in hours]
+
+
+@pytest.mark.integration
+@settings(max_examples=15, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(days=st.lists(heart_rows, min_size=1, max_size=4), cut=st.integers(min_value=1, max_value=3))
+async def test_a_batch_applied_twice_or_cut_differently_equals_applying_it_once(
+    pool: asyncpg.Pool, days: list[list[tuple[int, int]]], cut: int
+) -> None:
+    once, twice = uuid.uuid4(), uuid.uuid4()
+    handler = RawHandler(pool, Outbox("normalizer"), TOPICS, {"oura": oura.map_payload})
+
+    def batch(user: uuid.UUID) -> list[RawMessage]:
+        return [message(heartrate_envelope(rows, user, i), i) for i, rows in enumerate(days)]
+
+    await handler.handle(batch(once))
+    messages = batch(twice)
+    for start in range(0, len(messages), cut):  # the same messages, in smaller batches
+        await handler.handle(messages[start : start + cut])
+    await handler.handle(messages)  # and all of them redelivered
+
+    a, b = await state(pool, once), await state(pool, twice)
+    assert a == b
+    assert {row[2] for row in b[0]} <= {1}  # a redelivery is no revision
