@@ -18,7 +18,7 @@ from healthmesh.common.outbox import Outbox
 from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db
 from healthmesh.normalizer.handlers import RawHandler, RawMessage, remove
-from healthmesh.normalizer.mapping import Mapper, MappingResult, measurement
+from healthmesh.normalizer.mapping import Mapper, MappingResult, Withdrawal, measurement
 from healthmesh.normalizer.reprocess import reprocess
 from healthmesh.normalizer.sources import csv
 
@@ -31,7 +31,8 @@ def listed(envelope: RawPayloadReceived, metric_of: dict[str, str] | None = None
     """A test source whose payload lists its samples; `metric_of` renames metrics (a 'bug')."""
     assert isinstance(envelope.payload, dict)
     rows: Any = envelope.payload["samples"]
-    result = MappingResult(records_seen=len(rows))
+    withdrawn: Any = envelope.payload.get("withdraw", [])
+    result = MappingResult(records_seen=len(rows), withdrawals=[Withdrawal(w) for w in withdrawn])
     for row in rows:
         metric = (metric_of or {}).get(row["metric"], row["metric"])
         result.samples.append(
@@ -60,7 +61,11 @@ REGISTRY: dict[str, Mapper] = {"test": listed}
 
 
 def message(
-    user: uuid.UUID, samples: list[dict[str, Any]], offset: int = 0, source: str = "test"
+    user: uuid.UUID,
+    samples: list[dict[str, Any]],
+    offset: int = 0,
+    source: str = "test",
+    withdraw: list[str] | None = None,
 ) -> RawMessage:
     envelope = RawPayloadReceived(
         id=uuid.uuid4(),
@@ -68,7 +73,7 @@ def message(
         source=source,
         resource="samples",
         fetched_at=datetime.now(UTC),
-        payload={"samples": samples},
+        payload={"samples": samples, "withdraw": withdraw or []},
     )
     return RawMessage("t.raw.test", 0, offset, str(user).encode(), orjson.dumps(dump(envelope)))
 
@@ -256,6 +261,21 @@ async def test_a_record_whose_times_were_edited_replaces_its_old_sample(
         )
         == 1
     )
+
+
+async def test_a_record_the_source_deleted_is_withdrawn_and_announced(
+    pool: asyncpg.Pool,
+) -> None:
+    user, other = uuid.uuid4(), uuid.uuid4()
+    ride = {"metric": "workout", "unit": "s", "start": "2024-03-01T10:00:00Z", "id": "7"}
+    first = {**ride, "value": 3600, "end": "2024-03-01T11:00:00Z"}
+    await handler(pool).handle([message(user, [first]), message(other, [first])])
+    assert await daily(pool, user) != []
+    await handler(pool).handle([message(user, [], withdraw=["7", "unknown"])])
+    owners = await pool.fetch("SELECT user_id FROM normalizer.samples")
+    assert [r["user_id"] for r in owners] == [other]
+    assert await daily(pool, user) == []
+    assert (await events(pool))[-1] == ("deleted", "workout", 2)
 
 
 async def test_deleting_a_sources_samples_empties_its_rollups(pool: asyncpg.Pool) -> None:

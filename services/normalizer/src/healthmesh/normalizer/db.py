@@ -164,6 +164,27 @@ async def record_import_batches(conn: asyncpg.Connection, batches: list[ImportBa
     )
 
 
+async def withdraw_records(
+    conn: asyncpg.Connection, withdrawn: Sequence[tuple[UUID, str, str]]
+) -> list[ChangedSample]:
+    """Delete every sample of (user, source, record id): records the source deleted."""
+    if not withdrawn:
+        return []
+    users, sources, records = (list(column) for column in zip(*withdrawn, strict=True))
+    rows = await conn.fetch(
+        f"""DELETE FROM normalizer.samples AS s
+            USING unnest($1::uuid[], $2::text[], $3::text[]) AS w(user_id, source, record)
+            WHERE s.user_id = w.user_id AND s.source = w.source AND s.source_record_id = w.record
+              AND w.record <> ''
+            RETURNING {", ".join(f"s.{c}" for c in _COLUMNS)}, s.revision + 1 AS revision,
+                      false AS inserted""",
+        users,
+        sources,
+        records,
+    )
+    return [_changed(r) for r in rows]
+
+
 async def record_rejections(
     conn: asyncpg.Connection, rejected: Sequence[tuple[RawPayloadReceived, str, str]]
 ) -> None:

@@ -124,12 +124,19 @@ class RawHandler:
             for r in m.result.rejections[:MAX_ERRORS_PER_BATCH]
         ]
         traces = {item.envelope.id: item.message.trace_context for item in mapped}
+        withdrawn = [
+            (m.envelope.user_id, m.envelope.source, w.source_record_id)
+            for m in mapped
+            for w in m.result.withdrawals
+        ]
         async with self._pool.acquire() as conn, conn.transaction():
             await db.archive_raw(conn, raw)
             changed = await store(conn, self._outbox, self._topics, samples, traces)
+            deleted = await db.withdraw_records(conn, withdrawn)
+            await remove(conn, self._outbox, self._topics, deleted)
             await db.record_import_batches(conn, batches)
             await db.record_rejections(conn, rejected)
-        if changed:
+        if changed or deleted:
             self._outbox.wakeup.set()
 
     def _dead_letter(self, message: RawMessage, reason: str) -> DeadLetter:

@@ -42,11 +42,20 @@ class Rejection:
     reason: str
 
 
+@dataclass(frozen=True)
+class Withdrawal:
+    """A record the source says it deleted: every sample of the envelope's user and source
+    with this record id goes (and is announced as deleted)."""
+
+    source_record_id: str
+
+
 @dataclass
 class MappingResult:
     samples: list[MetricSample] = field(default_factory=list)
     records_seen: int = 0
     rejections: list[Rejection] = field(default_factory=list)
+    withdrawals: list[Withdrawal] = field(default_factory=list)
 
     @property
     def records_rejected(self) -> int:

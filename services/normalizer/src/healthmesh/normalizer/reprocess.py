@@ -58,21 +58,28 @@ async def reprocess(
         after = (page[-1][0], page[-1][1])
         mapped: list[UUID] = []
         samples: list[MetricSample] = []
+        withdrawn: list[tuple[UUID, str, str]] = []
         for _, raw_id, body in page:
             report.events += 1
             try:
                 envelope = RawPayloadReceived.model_validate_json(body)
-                samples.extend(map_payload(envelope, registry).samples)
+                result = map_payload(envelope, registry)
+                samples.extend(result.samples)
+                withdrawn += [
+                    (envelope.user_id, envelope.source, w.source_record_id)
+                    for w in result.withdrawals
+                ]
                 mapped.append(raw_id)
             except Exception as exc:  # unreadable, unmappable or a mapper bug: reported
                 report.failed.append({"raw_event_id": str(raw_id), "reason": f"{exc}"[:300]})
         async with pool.acquire() as conn, conn.transaction():
             changed = await store(conn, outbox, topics, samples, {})
-            withdrawn = await db.withdraw_samples(conn, mapped, [s.id for s in samples])
-            await remove(conn, outbox, topics, withdrawn)
+            stale = await db.withdraw_samples(conn, mapped, [s.id for s in samples])
+            stale += await db.withdraw_records(conn, withdrawn)
+            await remove(conn, outbox, topics, stale)
         report.samples += len(samples)
         report.changed += len(changed)
-        report.withdrawn += len(withdrawn)
+        report.withdrawn += len(stale)
 
 
 def _arguments(argv: list[str]) -> db.ArchiveFilter:
