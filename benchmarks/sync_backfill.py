@@ -48,6 +48,7 @@ import asyncpg
 import httpx
 import orjson
 import psutil
+from benchkit import create_database, drop_database, rss_bytes, say
 from faststream.kafka import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -209,34 +210,6 @@ def parse_options(argv: list[str] | None = None) -> Options:
 # --- infrastructure and processes --------------------------------------------------------------
 
 
-def say(text: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
-
-
-def with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
-
-
-async def create_database(admin_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(admin_url, name)
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    name = url.partition("?")[0].rsplit("/", 1)[1]
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def simulator_env(env: Mapping[str, str], options: Options) -> dict[str, str]:
     """History a bit longer than the backfill; every limit raised by the same scale."""
     raised = {
@@ -337,14 +310,6 @@ async def simulator_stats(url: str) -> dict[str, Any]:
 
 
 # --- waiting for the backfills -----------------------------------------------------------------
-
-
-def rss_bytes(process: psutil.Process) -> int:
-    try:
-        family = [process, *process.children(recursive=True)]
-        return sum(p.memory_info().rss for p in family)
-    except psutil.Error:
-        return 0
 
 
 async def wait_for_jobs(

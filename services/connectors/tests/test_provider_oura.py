@@ -21,6 +21,7 @@ from healthmesh.connectors.fetching import envelopes, pages, windows
 from healthmesh.connectors.provider_http import CallRefused, ProviderHttp, http_answer
 from healthmesh.connectors.providers.base import (
     Challenge,
+    Deletion,
     HttpAnswer,
     Item,
     MalformedPage,
@@ -39,7 +40,12 @@ from healthmesh.connectors.providers.base import (
     dates_of,
     utc_day,
 )
-from healthmesh.connectors.providers.oura import PROVIDER, check_answer, verify_webhook
+from healthmesh.connectors.providers.oura import (
+    PROVIDER,
+    RESYNC,
+    check_answer,
+    verify_webhook,
+)
 from healthmesh.simulator.providers.oura_data import oura_day
 from healthmesh.simulator.settings import Settings as SimulatorSettings
 from healthmesh.simulator.synth import days_between
@@ -408,6 +414,54 @@ async def test_a_genuine_event_yields_its_notice(
         ]
     )
     assert set(resources) <= {r.name for r in PROVIDER.resources}
+
+
+@pytest.mark.parametrize("data_type", ["sleep", "workout", "daily_activity", "daily_readiness"])
+async def test_a_genuine_delete_event_names_the_document_it_deleted(
+    sim: httpx.AsyncClient, data_type: str
+) -> None:
+    request = await send_event(
+        sim, USER, data_type=data_type, event_type="delete", object_id="12345abc"
+    )
+    outcome = verify_webhook(request, SECRETS, now=NOW.timestamp() + 10)
+    who = await identity(sim, USER)
+    # The resources stay those a sync would need, should the notice ever not be trusted.
+    assert outcome == Notices(
+        [
+            Notice(
+                provider_user_id=who["user_id"],
+                resources=RESYNC[data_type],
+                start=NOW - timedelta(days=1),
+                end=NOW,
+                deleted=Deletion(data_type, "12345abc", orjson.loads(request.body)),
+            )
+        ]
+    )
+
+
+def test_every_data_type_we_sync_is_named_as_our_resource() -> None:
+    """A deletion's `data_type` is taken as the resource name of the tombstone."""
+    assert set(RESYNC) <= {r.name for r in PROVIDER.resources}
+
+
+def test_a_signed_delete_without_a_document_id_is_refused_and_one_we_do_not_sync_ignored() -> None:
+    def verify(event: dict[str, Any]) -> Notices | Challenge:
+        body = orjson.dumps(event)
+        timestamp = str(int(NOW.timestamp()))
+        signature = hmac.new(
+            client_secret("oura").encode(), timestamp.encode() + body, hashlib.sha256
+        ).hexdigest()
+        headers = {"x-oura-timestamp": timestamp, "x-oura-signature": signature.upper()}
+        return verify_webhook(
+            WebhookRequest("POST", {}, headers, body), SECRETS, now=NOW.timestamp()
+        )
+
+    event: dict[str, Any] = {"event_type": "delete", "data_type": "sleep", "user_id": "u1"}
+    for unreadable in [event, {**event, "object_id": ""}, {**event, "object_id": 7}]:
+        with pytest.raises(WebhookRefused) as refused:
+            verify(unreadable)
+        assert refused.value.status == 400
+    assert verify({**event, "data_type": "tag", "object_id": "x"}) == Notices([])
 
 
 async def test_unverified_events_are_refused(sim: httpx.AsyncClient) -> None:

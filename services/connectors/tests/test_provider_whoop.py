@@ -21,6 +21,7 @@ import pytest
 from healthmesh.connectors.fetching import envelopes, pages, windows
 from healthmesh.connectors.provider_http import CallRefused, ProviderHttp, http_answer
 from healthmesh.connectors.providers.base import (
+    Deletion,
     HttpAnswer,
     Item,
     MalformedPage,
@@ -548,6 +549,11 @@ async def test_a_genuine_event_yields_its_notice(
     assert request.headers["x-whoop-signature-timestamp"] == str(int(NOW.timestamp() * 1000))
     outcome = verify_webhook(request, SECRETS, now=NOW.timestamp() + 10)
     who = await identity(sim, USER)
+    # A deletion names its record (for a recovery, the sleep's UUID); the resources stay those a
+    # sync would need, should the notice ever not be trusted.
+    sent = orjson.loads(request.body)
+    kind, _, action = event.partition(".")
+    deleted = Deletion(kind, sent["id"], sent) if action == "deleted" else None
     assert outcome == Notices(
         [
             Notice(
@@ -555,10 +561,14 @@ async def test_a_genuine_event_yields_its_notice(
                 resources=resources,
                 start=NOW - timedelta(days=1),
                 end=NOW,
+                deleted=deleted,
             )
         ]
     )
     assert set(resources) <= {r.name for r in PROVIDER.resources}
+    if deleted is not None:
+        assert deleted.resource in {r.name for r in PROVIDER.resources}
+        assert UUID(deleted.record_id)  # v2: a UUID, the sleep's for a recovery
 
 
 async def test_unverified_events_are_refused(sim: httpx.AsyncClient) -> None:
@@ -630,7 +640,14 @@ def test_signed_events_we_do_not_sync_or_cannot_read() -> None:
     assert [(n.provider_user_id, n.resources) for n in legacy.items] == [
         ("10129", ("workout", "cycle"))
     ]
-    for unreadable in [[], {"id": 2, "type": "sleep.updated"}, {"user_id": True}]:
+    unreadable_events: list[Any] = [
+        [],
+        {"id": 2, "type": "sleep.updated"},
+        {"user_id": True},
+        {"user_id": 1, "type": "sleep.deleted", "trace_id": "t"},  # which record?
+        {"user_id": 1, "id": "", "type": "workout.deleted", "trace_id": "t"},
+    ]
+    for unreadable in unreadable_events:
         with pytest.raises(WebhookRefused) as refused:
             verify(unreadable)
         assert refused.value.status == 400

@@ -11,7 +11,7 @@ import pytest
 from pydantic import JsonValue
 
 from healthmesh.common.events import MetricSample, RawPayloadReceived
-from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload
+from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload, Withdrawal
 from healthmesh.normalizer.sources.oura import map_payload
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "samples" / "oura"
@@ -422,3 +422,61 @@ def test_a_rescored_document_updates_the_same_samples() -> None:
     after = map_payload(envelope("sleep", rescored)).samples
     assert [s.id for s in before] == [s.id for s in after]
     assert [s.value for s in after][:3] == [23000, 23000, 40]
+
+
+# --- deletions (the tombstone of a signed `delete` webhook) ---------------------------------------
+
+
+def tombstone(resource: str, object_id: JsonValue) -> RawPayloadReceived:
+    """As the connector publishes a signed Oura `delete` event of `resource`'s data type."""
+    event: JsonValue = {
+        "event_type": "delete",
+        "data_type": resource,
+        "object_id": object_id,
+        "event_time": "2024-12-14T08:00:00+00:00",
+        "user_id": "user123",
+    }
+    return envelope("deleted", {"resource": resource, "id": object_id, "event": event})
+
+
+@pytest.mark.parametrize(
+    ("resource", "name"),
+    [
+        ("daily_activity", "daily_activity.list.json"),
+        ("daily_readiness", "daily_readiness.list.json"),
+        ("daily_spo2", "daily_spo2.list.json"),
+        ("sleep", "sleep.list.trimmed.json"),
+        ("workout", "workout.list.trimmed.json"),
+    ],
+)
+def test_a_deletion_withdraws_exactly_the_document_id_its_samples_carry(
+    resource: str, name: str
+) -> None:
+    doc = documents(name)[0]
+    samples = map_payload(envelope(resource, doc)).samples
+    assert samples and {s.source_record_id for s in samples} == {doc["id"]}
+    result = map_payload(tombstone(resource, doc["id"]))
+    assert result == MappingResult(records_seen=1, withdrawals=[Withdrawal(doc["id"])])
+
+
+def test_a_deleted_daily_sleep_withdraws_its_id_though_it_has_no_samples() -> None:
+    result = map_payload(tombstone("daily_sleep", "0b9ac5b3"))
+    assert (result.samples, result.withdrawals) == ([], [Withdrawal("0b9ac5b3")])
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"resource": "sleep"},
+        {"resource": "sleep", "id": ""},
+        {"resource": "sleep", "id": 12345},
+        {"resource": "heartrate", "id": "12345abc"},  # rows have no id, nor a data type
+        {"resource": "tag", "id": "12345abc"},
+        {"resource": {"sleep": True}, "id": "12345abc"},
+        {"id": "12345abc"},
+        "12345abc",
+    ],
+)
+def test_a_deletion_without_a_usable_document_is_unmappable(payload: JsonValue) -> None:
+    with pytest.raises(UnmappablePayload, match="deleted"):
+        map_payload(envelope("deleted", payload))

@@ -17,7 +17,7 @@ from pydantic import JsonValue
 
 from healthmesh.common.events import MetricSample, RawPayloadReceived, TimeWindow
 from healthmesh.common.ids import content_hash, raw_event_id, sample_id
-from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload
+from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload, Withdrawal
 from healthmesh.normalizer.sources.whoop import map_payload
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "samples" / "whoop"
@@ -250,7 +250,8 @@ def test_recovery_sample_gives_instants_at_created_at_without_a_known_offset(nam
         "start": RECOVERY_AT,
         "end": RECOVERY_AT,
         "offset": 0,
-        "record_id": "93845",  # its cycle_id: a recovery has no id
+        # No id of its own: its sleep's UUID, the one recovery.deleted names [WH].
+        "record_id": "123e4567-e89b-12d3-a456-426614174000",
         "quality": 0.9,
         "reason": "local offset unknown",
     }
@@ -410,6 +411,7 @@ _DROP = object()
         ("cycle", "score", _DROP, "score: missing although score_state is SCORED"),
         ("cycle", "score_state", "DONE", "score_state: 'DONE'"),
         ("recovery", "created_at", "yesterday", "created_at: 'yesterday' is not an ISO 8601"),
+        ("recovery", "sleep_id", _DROP, "sleep_id: missing"),
         ("recovery", "score.hrv_rmssd_milli", None, "hrv_rmssd_milli: None is not a number"),
         ("sleep", "score.stage_summary.total_rem_sleep_time_milli", _DROP, "total_rem_sleep"),
         ("sleep", "end", "2022-04-24T01:00:00.000Z", "ends before it starts"),
@@ -468,3 +470,63 @@ def test_a_rescored_record_updates_the_same_samples(resource: str) -> None:
     again = map_payload(envelope(resource, record)).samples
     assert [s.id for s in again] == [s.id for s in first]
     assert [(s.value, s.details) for s in again] != [(s.value, s.details) for s in first]
+
+
+# --- deletions (the tombstone of a signed `*.deleted` webhook) ------------------------------------
+
+
+def tombstone(resource: str, record_id: JsonValue) -> RawPayloadReceived:
+    """As the connector publishes a signed `<resource>.deleted` event of WHOOP's."""
+    event: JsonValue = {"user_id": 10129, "id": record_id, "type": f"{resource}.deleted"}
+    payload: JsonValue = {"resource": resource, "id": record_id, "event": event}
+    return RawPayloadReceived(
+        id=raw_event_id("whoop", USER, "deleted", f"{resource}:{record_id}"),
+        user_id=USER,
+        source="whoop",
+        resource="deleted",
+        fetched_at=FETCHED,
+        payload=payload,
+    )
+
+
+@pytest.mark.parametrize("resource", ["sleep", "workout", "recovery"])
+def test_a_deletion_withdraws_exactly_the_record_id_its_samples_carry(resource: str) -> None:
+    record = scored(resource)
+    # WHOOP names a deleted recovery by its sleep's UUID (v2), a sleep or workout by its own.
+    record_id = record["sleep_id"] if resource == "recovery" else record["id"]
+    samples = map_payload(envelope(resource, record)).samples
+    assert samples and {s.source_record_id for s in samples} == {record_id}
+    result = map_payload(tombstone(resource, record_id))
+    assert result == MappingResult(records_seen=1, withdrawals=[Withdrawal(record_id)])
+
+
+def test_a_night_deleted_as_sleep_or_as_recovery_withdraws_the_samples_of_both() -> None:
+    sleep, recovery = scored("sleep"), scored("recovery")
+    recovery["sleep_id"] = sleep["id"]  # the recovery scored from this sleep
+    carried = {
+        s.source_record_id
+        for resource, record in (("sleep", sleep), ("recovery", recovery))
+        for s in map_payload(envelope(resource, record)).samples
+    }
+    assert carried == {SLEEP_ID}
+    for resource in ("sleep", "recovery"):
+        assert map_payload(tombstone(resource, SLEEP_ID)).withdrawals == [Withdrawal(SLEEP_ID)]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"resource": "sleep"},
+        {"resource": "sleep", "id": ""},
+        {"resource": "sleep", "id": None},
+        {"resource": "workout", "id": 10235},  # the connector sends ids as text
+        {"resource": "body_measurement", "id": SLEEP_ID},
+        {"resource": ["sleep"], "id": SLEEP_ID},
+        {"id": SLEEP_ID},
+        [SLEEP_ID],
+    ],
+)
+def test_a_deletion_without_a_usable_record_is_unmappable(payload: JsonValue) -> None:
+    raw = tombstone("sleep", SLEEP_ID).model_copy(update={"payload": payload})
+    with pytest.raises(UnmappablePayload, match="deleted"):
+        map_payload(raw)

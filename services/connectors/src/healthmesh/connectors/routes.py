@@ -43,6 +43,8 @@ async def webhook(provider: ProviderId, request: Request) -> Response:
         await state.webhook_secrets.for_provider(provider),
         state.pool,
         state.sync.auth,
+        state.sync.broker,
+        state.sync.topics,
     )
     if answer.body is None:
         return Response(status_code=answer.status)

@@ -4,19 +4,29 @@ Unverified calls are refused (401/403) and logged without their body. A verified
 for a user we do not know is acknowledged (the provider would retry forever otherwise) and
 logged. A revoked grant marks the connection reauth_required through auth when the provider
 signs its webhooks; an unsigned one (Strava) only queues a sync, whose refused token proves it.
+Likewise a signed deletion is published as a tombstone on `raw.<provider>` (a sync cannot see a
+deleted record, so its samples would stay forever), and answered only once the broker
+acknowledged it: a 503 makes the provider deliver it again.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 import asyncpg
 import httpx
+from faststream.kafka import KafkaBroker
 from pydantic import JsonValue
 
+from healthmesh.common.broker import PublishFailed, publish_many
+from healthmesh.common.events import RawPayloadReceived, dump
+from healthmesh.common.ids import raw_event_id
 from healthmesh.common.logging import get_logger
+from healthmesh.common.topics import Topics
 from healthmesh.connectors import jobs
 from healthmesh.connectors.providers.base import (
     Challenge,
+    Deletion,
     Provider,
     WebhookRefused,
     WebhookRequest,
@@ -29,6 +39,8 @@ log = get_logger(__name__)
 
 NOTICE_LOOKBACK = timedelta(days=1)
 """A notification without a time range re-syncs the last day of its resources."""
+TOMBSTONE = "deleted"
+"""The raw resource of a record the provider deleted; its payload names the record."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,8 @@ async def receive(
     secrets: WebhookSecrets,
     pool: asyncpg.Pool,
     auth: AuthClient,
+    broker: KafkaBroker,
+    topics: Topics,
 ) -> WebhookAnswer:
     try:
         outcome = provider.verify_webhook(request, secrets)
@@ -93,6 +107,24 @@ async def receive(
             if notice.deauthorized and provider.signed_webhooks:
                 await auth.report_reauth(user_id, provider.name, "access revoked at the provider")
                 continue
+            if notice.deleted is not None and provider.signed_webhooks:
+                tombstone = deletion_event(provider.name, user_id, notice.deleted, now)
+                try:
+                    await publish_many(
+                        broker, topics.raw(provider.name), str(user_id).encode(), [dump(tombstone)]
+                    )
+                except PublishFailed as exc:
+                    log.warning("tombstone not published", provider=provider.name, error=str(exc))
+                    return WebhookAnswer(
+                        503, {"error": {"code": "unavailable", "message": "try again later"}}
+                    )
+                log.info(
+                    "webhook published a tombstone",
+                    provider=provider.name,
+                    resource=notice.deleted.resource,
+                    raw_event_id=str(tombstone.id),
+                )
+                continue
             sync_id = await jobs.request_sync(
                 pool,
                 user_id,
@@ -104,3 +136,22 @@ async def receive(
             )
             log.info("webhook queued a sync", provider=provider.name, sync_id=str(sync_id))
     return WebhookAnswer(outcome.status, None)
+
+
+def deletion_event(
+    provider: str, user_id: UUID, deletion: Deletion, fetched_at: datetime
+) -> RawPayloadReceived:
+    """The tombstone of one deleted record. Its id depends on the record only, so a redelivered
+    notification is the same event."""
+    return RawPayloadReceived(
+        id=raw_event_id(provider, user_id, TOMBSTONE, f"{deletion.resource}:{deletion.record_id}"),
+        user_id=user_id,
+        source=provider,
+        resource=TOMBSTONE,
+        fetched_at=fetched_at,
+        payload={
+            "resource": deletion.resource,
+            "id": deletion.record_id,
+            "event": deletion.event,
+        },
+    )

@@ -12,7 +12,7 @@ import asyncpg
 
 from healthmesh.common.events import MetricSample, RawPayloadReceived
 
-_COLUMNS = (
+COLUMNS = (
     "user_id",
     "metric",
     "source",
@@ -32,8 +32,8 @@ _COLUMNS = (
 _CHANGEABLE = ("value", "unit", "utc_offset_s", "device", "quality", "quality_reason", "details")
 
 _UPSERT = f"""
-INSERT INTO normalizer.samples AS s ({", ".join(_COLUMNS)})
-SELECT {", ".join(_COLUMNS)} FROM staging_samples
+INSERT INTO normalizer.samples AS s ({", ".join(COLUMNS)})
+SELECT {", ".join(COLUMNS)} FROM staging_samples
 ON CONFLICT (user_id, metric, source, start_at, end_at, source_record_id) DO UPDATE SET
     {", ".join(f"{c} = EXCLUDED.{c}" for c in _CHANGEABLE)},
     raw_event_id = EXCLUDED.raw_event_id,
@@ -41,7 +41,7 @@ ON CONFLICT (user_id, metric, source, start_at, end_at, source_record_id) DO UPD
     updated_at = now()
 WHERE ({", ".join(f"s.{c}" for c in _CHANGEABLE)})
       IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _CHANGEABLE)})
-RETURNING {", ".join(f"s.{c}" for c in _COLUMNS)}, s.revision, (s.xmax = 0) AS inserted
+RETURNING {", ".join(f"s.{c}" for c in COLUMNS)}, s.revision, (s.xmax = 0) AS inserted
 """
 
 
@@ -51,7 +51,7 @@ WHERE st.source_record_id <> '' AND st.source = ANY($1::text[])
   AND s.user_id = st.user_id AND s.source = st.source AND s.metric = st.metric
   AND s.source_record_id = st.source_record_id
   AND (s.start_at, s.end_at) <> (st.start_at, st.end_at)
-RETURNING {", ".join(f"s.{c}" for c in _COLUMNS)}, s.revision + 1 AS revision, false AS inserted
+RETURNING {", ".join(f"s.{c}" for c in COLUMNS)}, s.revision + 1 AS revision, false AS inserted
 """
 
 
@@ -72,7 +72,7 @@ class ChangedSample:
     created: bool
 
 
-def _record(sample: MetricSample) -> tuple[Any, ...]:
+def record(sample: MetricSample) -> tuple[Any, ...]:
     return (
         sample.user_id,
         sample.metric,
@@ -110,7 +110,7 @@ async def upsert_samples(
         "(LIKE normalizer.samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     await conn.copy_records_to_table(
-        "staging_samples", records=[_record(s) for s in unique.values()], columns=_COLUMNS
+        "staging_samples", records=[record(s) for s in unique.values()], columns=COLUMNS
     )
     rows = await conn.fetch(_UPSERT)
     superseded = await conn.fetch(_SUPERSEDED, list(record_id_sources)) if rows else []
@@ -176,7 +176,7 @@ async def withdraw_records(
             USING unnest($1::uuid[], $2::text[], $3::text[]) AS w(user_id, source, record)
             WHERE s.user_id = w.user_id AND s.source = w.source AND s.source_record_id = w.record
               AND w.record <> ''
-            RETURNING {", ".join(f"s.{c}" for c in _COLUMNS)}, s.revision + 1 AS revision,
+            RETURNING {", ".join(f"s.{c}" for c in COLUMNS)}, s.revision + 1 AS revision,
                       false AS inserted""",
         users,
         sources,
@@ -206,7 +206,7 @@ async def delete_source_samples(
     deletion can be announced."""
     rows = await conn.fetch(
         f"""DELETE FROM normalizer.samples WHERE user_id = $1 AND source = $2
-            RETURNING {", ".join(_COLUMNS)}, revision + 1 AS revision, false AS inserted""",
+            RETURNING {", ".join(COLUMNS)}, revision + 1 AS revision, false AS inserted""",
         user_id,
         source,
     )
@@ -322,7 +322,7 @@ async def withdraw_samples(
     rows = await conn.fetch(
         f"""DELETE FROM normalizer.samples
             WHERE raw_event_id = ANY($1::uuid[]) AND NOT (id = ANY($2::uuid[]))
-            RETURNING {", ".join(_COLUMNS)}, revision + 1 AS revision, false AS inserted""",
+            RETURNING {", ".join(COLUMNS)}, revision + 1 AS revision, false AS inserted""",
         list(raw_event_ids),
         list(keep),
     )

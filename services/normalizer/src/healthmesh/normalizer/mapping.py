@@ -13,6 +13,7 @@ two data migrations (body fat 100x off, HRV filed as SDNN instead of RMSSD) are 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
+from functools import cache
 from typing import Any
 
 from pydantic import JsonValue
@@ -143,8 +144,10 @@ _IDENTITY_MARKERS: dict[str, tuple[str, ...]] = {
 marker (an SDNN field filed as RMSSD, a fat-mass field filed as body fat %) is refused."""
 
 
+@cache
 def check_identity(metric: str, source_field: str) -> None:
-    """Refuse a source field whose name marks it as a different metric than `metric`."""
+    """Refuse a source field whose name marks it as a different metric than `metric` (cached:
+    a mapper asks the same question for every point of a series)."""
     name = source_field.lower().replace("-", "_").replace(" ", "_")
     own = _IDENTITY_MARKERS.get(metric, ())
     if any(marker in name for marker in own):

@@ -177,6 +177,19 @@ class Challenge:
 
 
 @dataclass(frozen=True)
+class Deletion:
+    """One record the provider says it deleted. A sync cannot see what is gone, so a signed
+    deletion is published as a tombstone (resource "deleted") for the normalizer instead."""
+
+    resource: str
+    """The connector's name for the record's resource."""
+    record_id: str
+    """The provider's id of the record, as the event names it."""
+    event: JsonValue
+    """The provider's event as received, kept in the tombstone."""
+
+
+@dataclass(frozen=True)
 class Notice:
     """A verified notification: sync these resources of this provider user around this time."""
 
@@ -187,6 +200,9 @@ class Notice:
     end: datetime | None = None
     deauthorized: bool = False
     """The user revoked our access at the provider."""
+    deleted: Deletion | None = None
+    """The notification says this record was deleted: a signed one becomes a tombstone, not a
+    sync; an unsigned one (never trusted on its word) still only queues the sync above."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ Quirks handled here, and why:
 - Webhooks: a GET handshake echoing `challenge` when `verification_token` matches; events are
   signed with upper-case hex HMAC-SHA256(client secret, `x-oura-timestamp` + raw body). Heart
   rate has no webhook data type: it rides along with activity, sleep and workout events.
+- An `event_type` of `delete` names the gone document by `object_id`; the data types we sync are
+  named as our resources.
 """
 
 import hashlib
@@ -37,6 +39,7 @@ from healthmesh.connectors.providers.base import (
     Answer,
     Call,
     Challenge,
+    Deletion,
     HttpAnswer,
     Identity,
     Item,
@@ -262,9 +265,16 @@ def _notice(body: bytes) -> list[Notice]:
         raise WebhookRefused(400, "event body is not JSON") from None
     if not isinstance(event, dict) or not isinstance(event.get("user_id"), str):
         raise WebhookRefused(400, "event without a user_id")
-    resources = RESYNC.get(str(event.get("data_type")))
+    data_type = str(event.get("data_type"))
+    resources = RESYNC.get(data_type)
     if resources is None:
         return []  # a data type we do not sync (tag, session, ...): acknowledged, nothing to do
+    deleted = None
+    if event.get("event_type") == "delete":
+        object_id = event.get("object_id")
+        if not isinstance(object_id, str) or not object_id:
+            raise WebhookRefused(400, f"{data_type} delete without an object_id")
+        deleted = Deletion(resource=data_type, record_id=object_id, event=event)
     at: datetime | None
     try:
         at = utc_moment(event.get("event_time"), "event_time")
@@ -277,6 +287,7 @@ def _notice(body: bytes) -> list[Notice]:
             # The document may belong to the previous local day (a night ending this morning).
             start=at - timedelta(days=1) if at else None,
             end=at,
+            deleted=deleted,
         )
     ]
 

@@ -25,6 +25,9 @@ Quirks handled here, and why:
   raw body). They carry no record time, so the notice spans the day before they were signed.
   Cycles have no webhooks: they ride along with every event (new sleeps open cycles, workouts
   add strain, recoveries belong to cycles).
+- `sleep.deleted`, `workout.deleted` and `recovery.deleted` name the gone record by `id`: the
+  sleep or workout UUID, and for a recovery the UUID of its *sleep* (v2; a recovery has no id).
+  The event's type prefix is our resource name.
 """
 
 import base64
@@ -41,6 +44,7 @@ import orjson
 from healthmesh.connectors.providers.base import (
     Answer,
     Call,
+    Deletion,
     HttpAnswer,
     Identity,
     Item,
@@ -261,17 +265,24 @@ def _notices(body: bytes, sent: datetime) -> list[Notice]:
     user_id = event.get("user_id")
     if isinstance(user_id, bool) or not isinstance(user_id, int | str) or user_id == "":
         raise WebhookRefused(400, "event without a user_id")
-    kind, _, _ = str(event.get("type", "")).partition(".")
+    kind, _, action = str(event.get("type", "")).partition(".")
     resources = RESYNC.get(kind)
     if resources is None:
         return []  # an event we do not sync: acknowledged, nothing to do
-    # Created, updated or deleted alike: the record's own time is not in the event.
+    deleted = None
+    if action == "deleted":
+        record_id = event.get("id")
+        if isinstance(record_id, bool) or not isinstance(record_id, int | str) or record_id == "":
+            raise WebhookRefused(400, f"{kind}.deleted without a record id")
+        deleted = Deletion(resource=kind, record_id=str(record_id), event=event)
+    # The record's own time is not in the event.
     return [
         Notice(
             provider_user_id=str(user_id),
             resources=resources,
             start=sent - WEBHOOK_LOOKBACK,
             end=sent,
+            deleted=deleted,
         )
     ]
 

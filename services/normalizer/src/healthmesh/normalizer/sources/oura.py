@@ -3,7 +3,9 @@
 Resources (reference: shared/reference/providers/oura.md; "[SPEC X]" = schema X of the official
 OpenAPI 1.29 in samples/oura): one envelope per document for daily_activity, sleep, daily_sleep,
 daily_readiness, daily_spo2 and workout (the document as Oura returns it in `data[]`); heartrate
-is one envelope per UTC day, `{"data": [{bpm, source, timestamp}, ...]}`.
+is one envelope per UTC day, `{"data": [{bpm, source, timestamp}, ...]}`. A signed webhook with
+`event_type` `delete` becomes a tombstone, resource `deleted`, payload `{"resource", "id",
+"event"}`: every sample with that document id (`object_id`, the `id` its samples carry) goes.
 
 Quirks, and why:
 - Times: each document's own timestamps carry the user's offset (workouts of one day even differ,
@@ -43,6 +45,7 @@ from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     UnmappablePayload,
+    Withdrawal,
     local_day,
     map_records,
     measurement,
@@ -64,6 +67,8 @@ Document = dict[str, Any]
 def map_payload(envelope: RawPayloadReceived) -> MappingResult:
     if envelope.resource == "heartrate":
         return _map_heartrate(envelope)
+    if envelope.resource == "deleted":
+        return _deleted(envelope)
     mapper = _DOCUMENTS.get(envelope.resource)
     if mapper is None:
         raise UnmappablePayload(f"oura resource {envelope.resource!r} has no mapper")
@@ -84,6 +89,19 @@ def _map_heartrate(envelope: RawPayloadReceived) -> MappingResult:
         ((f"heartrate data[{i}]", row) for i, row in enumerate(rows)),
         lambda row: _heart_rate(envelope, row),
     )
+
+
+def _deleted(envelope: RawPayloadReceived) -> MappingResult:
+    """A document Oura deleted: its samples are withdrawn (a sync never sees it again)."""
+    payload = envelope.payload
+    if not isinstance(payload, dict):
+        raise UnmappablePayload("oura deleted: payload is not an object")
+    resource, record_id = payload.get("resource"), payload.get("id")
+    if not isinstance(resource, str) or resource not in _DOCUMENTS:
+        raise UnmappablePayload(f"oura deleted: no documents of resource {resource!r}")
+    if not isinstance(record_id, str) or not record_id.strip():
+        raise UnmappablePayload(f"oura deleted {resource}: no document id")
+    return MappingResult(records_seen=1, withdrawals=[Withdrawal(record_id)])
 
 
 # --- resources -----------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """WHOOP API v2 records to unified samples (sources [API] etc.: reference/providers/whoop.md).
 
 The connector publishes one envelope per record of `records[]`: resources `cycle`, `recovery`,
-`sleep` and `workout`, each payload the record exactly as WHOOP returns it.
+`sleep` and `workout`, each payload the record exactly as WHOOP returns it; and for a signed
+`*.deleted` webhook a tombstone, resource `deleted`, payload `{"resource", "id", "event"}`.
 
 Quirks kept here, and why:
 - Times are UTC (`...Z`) with the member's offset beside them in `timezone_offset` (`+hh:mm`,
@@ -14,8 +15,13 @@ Quirks kept here, and why:
   growing strain: it yields nothing until it closes, because a provisional end would give its
   samples another natural key and leave a stale copy behind when the real end arrives.
 - A recovery has no id, no times and no offset of its own [API "Recovery"]: its samples are
-  instants at `created_at` (when WHOOP recorded it, on waking), keyed by `cycle_id` (the
-  connector's key too), with offset 0 and quality 0.9 ("local offset unknown").
+  instants at `created_at` (when WHOOP recorded it, on waking), with offset 0 and quality 0.9
+  ("local offset unknown"). Their record id is the recovery's `sleep_id`, because that is what
+  `recovery.deleted` names (v2 [WH]); the sleep's own samples share it, so deleting either the
+  sleep or its recovery withdraws the night's samples of both (the recovery is scored from that
+  sleep). The connector still keys the raw event by `cycle_id`.
+- A tombstone withdraws every sample with the deleted record's id: sleep and workout UUIDs, and
+  for a recovery the sleep UUID, as the event carries them.
 """
 
 import math
@@ -32,6 +38,7 @@ from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     UnmappablePayload,
+    Withdrawal,
     map_records,
     measurement,
 )
@@ -48,6 +55,8 @@ RecordMapper = Callable[[RawPayloadReceived, Record], list[MetricSample]]
 
 def map_payload(envelope: RawPayloadReceived) -> MappingResult:
     """One WHOOP record per envelope, mapped by its resource."""
+    if envelope.resource == "deleted":
+        return _deleted(envelope)
     mapper = _MAPPERS.get(envelope.resource)
     if mapper is None:
         raise UnmappablePayload(f"whoop resource {envelope.resource!r} has no mapper")
@@ -57,6 +66,19 @@ def map_payload(envelope: RawPayloadReceived) -> MappingResult:
     key = "cycle_id" if envelope.resource == "recovery" else "id"
     where = f"{envelope.resource} {key}={record.get(key)}"
     return map_records([(where, record)], lambda r: mapper(envelope, r))
+
+
+def _deleted(envelope: RawPayloadReceived) -> MappingResult:
+    """A record WHOOP deleted: its samples are withdrawn (a sync never sees it again)."""
+    payload = envelope.payload
+    if not isinstance(payload, dict):
+        raise UnmappablePayload("whoop deleted: payload is not an object")
+    resource, record_id = payload.get("resource"), payload.get("id")
+    if not isinstance(resource, str) or resource not in _MAPPERS:
+        raise UnmappablePayload(f"whoop deleted: no records of resource {resource!r}")
+    if not isinstance(record_id, str) or not record_id.strip():
+        raise UnmappablePayload(f"whoop deleted {resource}: no record id")
+    return MappingResult(records_seen=1, withdrawals=[Withdrawal(record_id)])
 
 
 # --- resources -----------------------------------------------------------------------------------
@@ -97,7 +119,7 @@ def _cycle(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
 
 def _recovery(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
     """Recovery score, resting HR, HRV (RMSSD), SpO2 and skin temperature of one night."""
-    cycle_id = _id(record, "cycle_id")  # a recovery has no id: one per cycle [API]
+    sleep_id = _id(record, "sleep_id")  # no id of its own; recovery.deleted names the sleep
     at = _time(record, "created_at")  # no start/end of its own; updated_at moves, created_at not
     score = _score(record)
     if score is None:
@@ -115,7 +137,7 @@ def _recovery(envelope: RawPayloadReceived, record: Record) -> list[MetricSample
             end=at,
             utc_offset_s=0,  # the recovery carries no timezone_offset [API Recovery]
             source_field=f"score.{field}",
-            source_record_id=cycle_id,
+            source_record_id=sleep_id,
             quality=0.5 if doubtful else 0.9,
             quality_reason=_CALIBRATING if doubtful else _NO_OFFSET,
         )
