@@ -3,6 +3,7 @@
 import asyncio
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 import httpx
@@ -35,6 +36,11 @@ async def committed_batches(database_url: str, import_id: str) -> int:
         )
     finally:
         await conn.close()
+
+
+def changes_of(events: list[dict[str, Any]], user: str) -> list[dict[str, Any]]:
+    """The user's sample changes carried by metrics.unified messages."""
+    return [c for e in events if e["user_id"] == user for c in e["changes"]]
 
 
 async def test_a_killed_normalizer_loses_nothing_and_doubles_nothing(
@@ -81,9 +87,9 @@ async def test_a_killed_normalizer_loses_nothing_and_doubles_nothing(
 
         # Every committed sample is announced on metrics.unified (at least once; by id, once).
         deadline = time.monotonic() + 120
-        while {e["sample"]["id"] for e in events if e["sample"]["user_id"] == user} != ids:
+        while {c["sample"]["id"] for c in changes_of(events, user)} != ids:
             assert time.monotonic() < deadline, "metrics.unified is missing samples"
             await asyncio.sleep(0.5)
-    created = [e for e in events if e["sample"]["user_id"] == user]
+    created = changes_of(events, user)
     assert {e["event"] for e in created} == {"created"}
     assert {e["revision"] for e in created} == {1}

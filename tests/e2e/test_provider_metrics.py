@@ -55,7 +55,7 @@ async def test_a_backfill_becomes_unified_metrics_with_nothing_dead_lettered(
                 "SELECT raw_event_id::text FROM normalizer.raw_archive WHERE user_id = $1::uuid",
                 me,
             )
-            return len(archived) >= job["events"]
+            return len(archived) >= int(job["events"])
 
         await eventually(all_archived, timeout=120, what=f"{job['events']} raw events archived")
         await asyncio.sleep(1.0)  # a dead letter is published after its batch commits

@@ -98,15 +98,16 @@ async def test_samples_are_stored_and_announced_once_even_when_replayed(
     async with collect(kafka_bootstrap_servers, topics.metrics_unified) as events:
         await publish(topics.raw("csv"), body)
         await publish(topics.raw("csv"), body)  # a redelivery: same envelope again
-        await eventually(lambda: _has(events, 2), what="two metric events")
+        await eventually(lambda: _has(changes(events), 2), what="two metric changes")
         await asyncio.sleep(2)
-        assert sorted(e["sample"]["value"] for e in events) == [100, 200]
-        assert {e["event"] for e in events} == {"created"}
-        assert {e["schema"] for e in events} == {"metric.v1"}
+        assert sorted(c["sample"]["value"] for c in changes(events)) == [100, 200]
+        assert {c["event"] for c in changes(events)} == {"created"}
+        assert {e["schema"] for e in events} == {"metric_batch.v1"}
+        assert {e["user_id"] for e in events} == {str(user)}
         # A corrected value is an update with the next revision, not a second sample.
         await publish(topics.raw("csv"), csv_envelope(user, [("2024-03-02", "250")]))
-        await eventually(lambda: _has(events, 3), what="the update event")
-    update = events[2]
+        await eventually(lambda: _has(changes(events), 3), what="the update")
+    update = changes(events)[2]
     assert (update["event"], update["revision"], update["sample"]["value"]) == ("updated", 2, 250)
     assert await count_samples(database_url, user) == 2
 
@@ -172,6 +173,11 @@ async def test_import_batches_are_counted_once(
         await conn.close()
     assert (row["batches_committed"], row["records_imported"], row["records_rejected"]) == (1, 1, 1)
     assert orjson.loads(row["errors"])[0]["where"] == "row 3"
+
+
+def changes(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sample changes carried by metrics.unified messages, in order."""
+    return [change for event in events for change in event["changes"]]
 
 
 async def _has(items: list[Any], n: int) -> bool:
@@ -240,7 +246,7 @@ async def test_disconnecting_with_delete_data_removes_that_sources_samples(
     async with collect(kafka_bootstrap_servers, topics.metrics_unified) as events:
         await publish(topics.connections_changed, dump(change))
         await eventually(lambda: _has(events, 1), what="the deletion event")
-    assert [(e["event"], e["revision"], e["sample"]["source"]) for e in events] == [
+    assert [(c["event"], c["revision"], c["sample"]["source"]) for c in changes(events)] == [
         ("deleted", 2, "oura")
     ]
     conn = await asyncpg.connect(database_url)

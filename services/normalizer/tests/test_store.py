@@ -124,8 +124,9 @@ async def hourly(pool: asyncpg.Pool, user: uuid.UUID) -> list[tuple[Any, ...]]:
 async def events(pool: asyncpg.Pool) -> list[tuple[str, str, int]]:
     rows = await pool.fetch("SELECT payload FROM normalizer.outbox ORDER BY id")
     return [
-        (r["payload"]["event"], r["payload"]["sample"]["metric"], r["payload"]["revision"])
+        (c["event"], c["sample"]["metric"], c["revision"])
         for r in rows
+        for c in r["payload"]["changes"]
     ]
 
 

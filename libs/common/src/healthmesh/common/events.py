@@ -118,14 +118,70 @@ class MetricSample(_Contract):
     )
 
 
-class MetricSampleChanged(_Contract):
-    """A unified sample was created, updated or deleted (`metrics.unified`, keyed by user)."""
+ChangeKind = Literal["created", "updated", "deleted"]
 
-    schema_: Literal["metric.v1"] = Field("metric.v1", alias="schema", description="Version.")
-    event: Literal["created", "updated", "deleted"] = Field(description="What happened.")
+
+class MetricChange(_Contract):
+    event: ChangeKind = Field(description="What happened to the sample.")
     revision: int = Field(description="1 on creation, +1 on every change of the sample.")
     sample: MetricSample = Field(description="The sample as stored after the change.")
-    occurred_at: datetime = Field(description="When the change was committed.")
+
+
+class MetricChanges(_Contract):
+    """A user's unified samples created, updated or deleted in one commit (`metrics.unified`,
+    keyed by user id). A consumer upserts each change by `sample.id`, keeping the highest
+    revision; a delivery may repeat (at least once), never lose a change."""
+
+    schema_: Literal["metric_batch.v1"] = Field(
+        "metric_batch.v1", alias="schema", description="Contract version."
+    )
+    user_id: UUID = Field(description="Whose samples; also the message key.")
+    occurred_at: datetime = Field(description="When the changes were committed.")
+    changes: list[MetricChange] = Field(
+        description="The changes, at most 500 per message (a big import spans many messages)."
+    )
+
+
+def metric_changes(
+    user_id: UUID, occurred_at: datetime, changes: list[tuple[ChangeKind, int, MetricSample]]
+) -> dict[str, Any]:
+    """`dump(MetricChanges(...))` built directly: the normalizer announces every sample it
+    writes, and going through the models costs more than the write itself. A property test in
+    libs/common/tests/test_events.py keeps the two identical."""
+    return {
+        "schema": "metric_batch.v1",
+        "user_id": str(user_id),
+        "occurred_at": _json_time(occurred_at),
+        "changes": [
+            {"event": event, "revision": revision, "sample": _sample_json(sample)}
+            for event, revision, sample in changes
+        ],
+    }
+
+
+def _sample_json(sample: MetricSample) -> dict[str, Any]:
+    return {
+        "id": str(sample.id),
+        "user_id": str(sample.user_id),
+        "metric": sample.metric,
+        "value": sample.value,
+        "unit": sample.unit,
+        "source": sample.source,
+        "device": sample.device,
+        "start": _json_time(sample.start),
+        "end": _json_time(sample.end),
+        "utc_offset_s": sample.utc_offset_s,
+        "source_record_id": sample.source_record_id,
+        "quality": sample.quality,
+        "quality_reason": sample.quality_reason,
+        "raw_event_id": str(sample.raw_event_id),
+        "details": sample.details,
+    }
+
+
+def _json_time(moment: datetime) -> str:
+    """As pydantic writes an aware datetime: ISO 8601, UTC as `Z`."""
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 OAuthProvider = Literal["oura", "whoop", "fitbit", "withings", "strava"]

@@ -48,24 +48,22 @@ class OutboxMessage:
 
 class Outbox:
     def __init__(self, schema: str, tracer_provider: TracerProvider | None = None) -> None:
+        self._schema = schema
         self._table = f"{schema}.outbox"
         self._tracer = (tracer_provider or TracerProvider()).get_tracer(__name__)
         self.wakeup = asyncio.Event()
 
     async def add(self, conn: asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
-        """Queue messages inside the caller's transaction."""
+        """Queue messages inside the caller's transaction (COPY: a batch may hold thousands)."""
         if not messages:
             return
         current: dict[str, str] = {}
         propagate.inject(current)
-        await conn.execute(
-            f"INSERT INTO {self._table} (topic, key, payload, trace_context) "
-            "SELECT t, k, p::jsonb, c::jsonb "
-            "FROM unnest($1::text[], $2::bytea[], $3::text[], $4::text[]) AS m(t, k, p, c)",
-            [m.topic for m in messages],
-            [m.key for m in messages],
-            [orjson.dumps(m.payload).decode() for m in messages],
-            [orjson.dumps(m.trace_context or current).decode() for m in messages],
+        await conn.copy_records_to_table(
+            "outbox",
+            schema_name=self._schema,
+            columns=("topic", "key", "payload", "trace_context"),
+            records=[(m.topic, m.key, m.payload, m.trace_context or current) for m in messages],
         )
 
     async def publish_pending(

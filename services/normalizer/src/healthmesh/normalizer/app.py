@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.events import ConnectionChanged, DeadLettered, MetricSampleChanged, dump
+from healthmesh.common.events import ConnectionChanged, DeadLettered, MetricChanges, dump
 from healthmesh.common.http import (
     broker_ready,
     database_ready,
@@ -122,9 +122,10 @@ def declare_publications(broker: KafkaBroker, topics: Topics) -> None:
     broker.publisher(
         topics.metrics_unified,
         title="metrics.unified",
-        description="Every created, updated or deleted unified sample, keyed by user id; "
-        "published from the transactional outbox after the database commit.",
-        schema=MetricSampleChanged,
+        description="Every created, updated or deleted unified sample, a user's changes of one "
+        "commit together, keyed by user id; published from the transactional outbox after the "
+        "database commit.",
+        schema=MetricChanges,
     )
     for source in RAW_SOURCES:
         broker.publisher(

@@ -41,7 +41,7 @@ ON CONFLICT (user_id, metric, source, start_at, end_at, source_record_id) DO UPD
     updated_at = now()
 WHERE ({", ".join(f"s.{c}" for c in _CHANGEABLE)})
       IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _CHANGEABLE)})
-RETURNING {", ".join(f"s.{c}" for c in COLUMNS)}, s.revision, (s.xmax = 0) AS inserted
+RETURNING s.id, s.revision, (s.xmax = 0) AS inserted
 """
 
 
@@ -105,6 +105,7 @@ async def upsert_samples(
         per_record = sample.source in record_id_sources and sample.source_record_id
         key = (sample.user_id, sample.source, sample.metric, sample.source_record_id)
         unique[key if per_record else sample.id] = sample
+    unique_by_id = {sample.id: sample for sample in unique.values()}
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS staging_samples "
         "(LIKE normalizer.samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -114,7 +115,9 @@ async def upsert_samples(
     )
     rows = await conn.fetch(_UPSERT)
     superseded = await conn.fetch(_SUPERSEDED, list(record_id_sources)) if rows else []
-    return [_changed(r) for r in rows], [_changed(r) for r in superseded]
+    # What was written is what was staged: only id, revision and inserted come back.
+    changed = [ChangedSample(unique_by_id[r["id"]], r["revision"], r["inserted"]) for r in rows]
+    return changed, [_changed(r) for r in superseded]
 
 
 def _changed(r: asyncpg.Record) -> ChangedSample:

@@ -20,12 +20,12 @@ import asyncpg
 from pydantic import ValidationError
 
 from healthmesh.common.events import (
+    ChangeKind,
     ConnectionChanged,
     DeadLettered,
     MetricSample,
-    MetricSampleChanged,
     RawPayloadReceived,
-    dump,
+    metric_changes,
 )
 from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox, OutboxMessage
@@ -191,7 +191,7 @@ async def store(
             topics,
             changed,
             "created_or_updated",
-            {c.sample.id: traces.get(c.sample.raw_event_id) or None for c in changed},
+            traces,
         ),
     )
     await outbox.add(conn, announcements(topics, superseded, "deleted", {}))
@@ -206,30 +206,47 @@ async def remove(
     await outbox.add(conn, announcements(topics, deleted, "deleted", {}))
 
 
+MAX_CHANGES_PER_EVENT = 500
+"""About 250 kB of JSON: well under the broker's 1 MB per message."""
+
+
 def announcements(
     topics: Topics,
     changed: list[db.ChangedSample],
     kind: Literal["created_or_updated", "deleted"],
-    traces: dict[UUID, dict[str, str] | None],
+    traces: dict[UUID, dict[str, str]],
 ) -> list[OutboxMessage]:
-    """One metrics.unified event per changed sample, keyed by its user."""
+    """metrics.unified events, keyed by user: a user's changes from one raw event travel
+    together (continuing that raw message's trace), at most MAX_CHANGES_PER_EVENT a message."""
     now = datetime.now(UTC)
-    return [
-        OutboxMessage(
-            topic=topics.metrics_unified,
-            key=str(c.sample.user_id).encode(),
-            payload=dump(
-                MetricSampleChanged(
-                    event="deleted" if kind == "deleted" else "created" if c.created else "updated",
-                    revision=c.revision,
-                    sample=c.sample,
-                    occurred_at=now,
+    groups: dict[tuple[UUID, UUID | None], list[db.ChangedSample]] = {}
+    for c in changed:
+        origin = c.sample.raw_event_id if kind != "deleted" else None
+        groups.setdefault((c.sample.user_id, origin), []).append(c)
+    messages = []
+    for (user, origin), items in groups.items():
+        for start in range(0, len(items), MAX_CHANGES_PER_EVENT):
+            chunk = items[start : start + MAX_CHANGES_PER_EVENT]
+            changes: list[tuple[ChangeKind, int, MetricSample]] = [
+                (_change_kind(kind, c), c.revision, c.sample) for c in chunk
+            ]
+            messages.append(
+                OutboxMessage(
+                    topic=topics.metrics_unified,
+                    key=str(user).encode(),
+                    payload=metric_changes(user, now, changes),
+                    trace_context=traces.get(origin) if origin else None,
                 )
-            ),
-            trace_context=traces.get(c.sample.id),
-        )
-        for c in changed
-    ]
+            )
+    return messages
+
+
+def _change_kind(
+    kind: Literal["created_or_updated", "deleted"], change: db.ChangedSample
+) -> ChangeKind:
+    if kind == "deleted":
+        return "deleted"
+    return "created" if change.created else "updated"
 
 
 def _import_batch(envelope: RawPayloadReceived, result: MappingResult) -> db.ImportBatch:

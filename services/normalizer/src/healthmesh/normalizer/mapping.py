@@ -188,7 +188,9 @@ def measurement(
     if plausible < quality:
         quality, quality_reason = plausible, implausible_reason
     utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
-    return MetricSample(
+    # Every field is checked or built right here, so pydantic's validation is skipped: a heart-rate
+    # day is 1,440 samples and validating each costs as much as the rest of this function.
+    return MetricSample.model_construct(
         id=sample_id(
             envelope.user_id, metric, envelope.source, utc_start, utc_end, source_record_id
         ),
