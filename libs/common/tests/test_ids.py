@@ -4,9 +4,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from healthmesh.common.ids import content_hash, raw_event_id, sample_id
+from healthmesh.common.ids import HEALTHMESH_NAMESPACE, content_hash, raw_event_id, sample_id
 
 USER = uuid.UUID("6f1c2b1e-6a55-4a5e-9d0a-2b8b3f0c1d2e")
 START = datetime(2024, 3, 10, 6, 30, tzinfo=UTC)
@@ -125,3 +128,24 @@ def test_content_hash_changes_with_the_content(other: dict[str, Any]) -> None:
 
 def test_content_hash_keeps_list_order() -> None:
     assert content_hash([1, 2, 3]) != content_hash([3, 2, 1])
+
+
+@given(
+    metric=st.text(max_size=20),
+    source=st.text(max_size=10),
+    record=st.text(max_size=30),
+    start=st.datetimes(timezones=st.just(UTC)),
+)
+def test_sample_id_is_uuid5_over_the_natural_key(
+    metric: str, source: str, record: str, start: datetime
+) -> None:
+    """The inline computation is exactly uuid5 over the documented key (ids already stored
+    must never change)."""
+    user = uuid.UUID(int=42)
+    end = start
+    key = orjson.dumps(
+        ["sample", str(user), metric, source, start.isoformat(), end.isoformat(), record]
+    ).decode()
+    assert sample_id(user, metric, source, start, end, record) == uuid.uuid5(
+        HEALTHMESH_NAMESPACE, key
+    )

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 HEALTHMESH_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://healthmesh.dev/ids")
+_NAMESPACE_BYTES = HEALTHMESH_NAMESPACE.bytes
 
 
 def content_hash(value: Any) -> str:
@@ -35,7 +36,11 @@ def sample_id(
     end: datetime,
     source_record_id: str,
 ) -> uuid.UUID:
-    """Id of a unified sample, derived from its natural key."""
+    """Id of a unified sample, derived from its natural key: `uuid5(HEALTHMESH_NAMESPACE, key)`
+    computed inline (the normalizer derives one per sample, a minute-level day has 1,440)."""
     utc_start, utc_end = start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
-    key = _key("sample", str(user_id), metric, source, utc_start, utc_end, source_record_id)
-    return uuid.uuid5(HEALTHMESH_NAMESPACE, key)
+    key = orjson.dumps(
+        ("sample", str(user_id), metric, source, utc_start, utc_end, source_record_id)
+    )
+    digest = hashlib.sha1(_NAMESPACE_BYTES + key, usedforsecurity=False).digest()
+    return uuid.UUID(bytes=digest[:16], version=5)
