@@ -50,6 +50,7 @@ from healthmesh.devstack.processes import free_port
 from healthmesh.devstack.stack import (
     SERVICES,
     Infrastructure,
+    Service,
     service_env,
     start_infrastructure,
     start_service,
@@ -69,6 +70,7 @@ COPY_EVENTS = 35
 class Options:
     rows: int
     users: int
+    processes: int
     timeout_s: float
 
 
@@ -76,9 +78,12 @@ def parse_options(argv: list[str] | None) -> Options:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="samples to write")
     parser.add_argument("--users", type=int, default=100, help="users the days are spread over")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="normalizer processes sharing the partitions"
+    )
     parser.add_argument("--timeout", type=float, default=3600, help="seconds for the normalizer")
     args = parser.parse_args(argv)
-    return Options(rows=args.rows, users=args.users, timeout_s=args.timeout)
+    return Options(args.rows, args.users, args.processes, args.timeout)
 
 
 def events(options: Options) -> list[tuple[uuid.UUID, int]]:
@@ -173,17 +178,17 @@ async def ceiling(database_url: str, plan: list[tuple[uuid.UUID, int]]) -> Progr
 
 
 async def normalizer_run(
-    database_url: str, service: Any, total_events: int, timeout_s: float
+    database_url: str, services: list[Service], total_events: int, timeout_s: float
 ) -> tuple[Progress, int, int]:
-    """Committed rows over time, the peak RSS, and the outbox backlog at the end."""
+    """Committed rows over time, the peak RSS of one process, and the outbox backlog at the end."""
     conn = await asyncpg.connect(database_url)
-    process = psutil.Process(service.process.pid)
+    processes = [psutil.Process(service.process.pid) for service in services]
     marks: list[float] = []
     peak = 0
     began = time.monotonic()
     try:
         while True:
-            peak = max(peak, rss_bytes(process))
+            peak = max(peak, *(rss_bytes(process) for process in processes))
             done = await conn.fetchval("SELECT count(*) FROM normalizer.raw_archive")
             elapsed = time.monotonic() - began
             while len(marks) < SEGMENTS and done >= total_events * (len(marks) + 1) / SEGMENTS:
@@ -201,7 +206,10 @@ async def normalizer_run(
 def report(options: Options, top: Progress, ours: Progress, peak: int, backlog: int) -> bool:
     ratio = ours.overall / top.overall
     print()
-    print(f"rows: {top.rows:,} ({top.rows // ROWS_PER_EVENT:,} raw events, {options.users} users)")
+    print(
+        f"rows: {top.rows:,} ({top.rows // ROWS_PER_EVENT:,} raw events, {options.users} users, "
+        f"{options.processes} normalizer process(es))"
+    )
     print("segment of the table      COPY rows/s   normalizer rows/s   ratio")
     for i, (a, b) in enumerate(zip(top.rates(), ours.rates(), strict=True)):
         low, high = top.rows * i // SEGMENTS, top.rows * (i + 1) // SEGMENTS
@@ -246,11 +254,16 @@ async def run(options: Options, work: Path) -> bool:
             os.environ, Infrastructure(database_url, infra.kafka_bootstrap_servers), ports, work
         )
         env["HEALTHMESH_TOPIC_PREFIX"] = topics.prefix
-        service = start_service("normalizer", env, ports["normalizer"], work / "logs")
-        stack.callback(service.process.stop)
-        wait_ready(service, timeout=120)
+        services = []
+        for n in range(options.processes):
+            port = ports["normalizer"] if n == 0 else free_port()
+            service = start_service("normalizer", env, port, work / "logs" / f"normalizer-{n}")
+            stack.callback(service.process.stop)
+            services.append(service)
+        for service in services:
+            wait_ready(service, timeout=120)
         ours, peak, backlog = await normalizer_run(
-            database_url, service, len(plan), options.timeout_s
+            database_url, services, len(plan), options.timeout_s
         )
         return report(options, top, ours, peak, backlog)
     raise AssertionError("unreachable")

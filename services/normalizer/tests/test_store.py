@@ -386,3 +386,26 @@ def csv_envelope(user: uuid.UUID) -> RawPayloadReceived:
             ],
         },
     )
+
+
+async def test_a_batch_of_big_messages_is_written_in_several_transactions(
+    pool: asyncpg.Pool,
+) -> None:
+    """Memory stays bounded: at most `max_samples` per transaction; what cannot be read still
+    becomes a dead letter and the rest is stored."""
+    user = uuid.uuid4()
+    small = RawHandler(pool, Outbox("normalizer"), TOPICS, REGISTRY, max_samples=1)
+    unreadable = RawMessage("t.raw.test", 0, 9, None, b"{not json")
+    dead = await small.handle(
+        [
+            message(user, [steps("2024-03-01T10:00:00Z", "2024-03-01T10:10:00Z", 10, "W")], 1),
+            unreadable,
+            message(user, [steps("2024-03-01T11:00:00Z", "2024-03-01T11:10:00Z", 20, "W")], 2),
+        ]
+    )
+    assert [d.event.offset for d in dead] == [9]
+    assert await daily(pool, user) == [("steps", "2024-03-01", 2, 30.0, 30.0, 1)]
+    commits = await pool.fetchval(
+        "SELECT count(DISTINCT xmin::text) FROM normalizer.samples WHERE user_id = $1", user
+    )
+    assert commits == 2

@@ -71,31 +71,65 @@ class _Mapped:
     result: MappingResult
 
 
+_Dead = tuple[RawMessage, str, RawPayloadReceived | None]
+
+MAX_SAMPLES_PER_TRANSACTION = 20_000
+"""A batch of big messages (days of minute-level data) is written in several transactions of
+about this many samples, so memory stays bounded; offsets still wait for the last commit, and a
+replay of the already committed part changes nothing."""
+
+
 class RawHandler:
     def __init__(
-        self, pool: asyncpg.Pool, outbox: Outbox, topics: Topics, mappers: dict[str, Mapper]
+        self,
+        pool: asyncpg.Pool,
+        outbox: Outbox,
+        topics: Topics,
+        mappers: dict[str, Mapper],
+        max_samples: int = MAX_SAMPLES_PER_TRANSACTION,
     ) -> None:
         self._pool = pool
         self._outbox = outbox
         self._topics = topics
         self._mappers = mappers
+        self._max_samples = max_samples
 
     async def handle(self, messages: list[RawMessage]) -> list[DeadLetter]:
         """Commit what maps; return dead letters for the rest (to publish before acking)."""
+        letters: list[DeadLetter] = []
         mapped: list[_Mapped] = []
-        dead: list[tuple[RawMessage, str, RawPayloadReceived | None]] = []
+        dead: list[_Dead] = []
+        samples = 0
         for message in messages:
-            envelope = None
-            try:
-                envelope = RawPayloadReceived.model_validate_json(message.value)
-                mapped.append(_Mapped(message, envelope, map_payload(envelope, self._mappers)))
-            except ValidationError as exc:
-                dead.append((message, f"not a raw.v1 envelope: {_first_error(exc)}", None))
-            except UnmappablePayload as exc:
-                dead.append((message, str(exc), envelope))
-            except Exception as exc:  # a mapper bug must not stall the partition either
-                log.exception("mapper failed", topic=message.topic, offset=message.offset)
-                dead.append((message, f"mapper error: {type(exc).__name__}: {exc}", envelope))
+            item = self._map(message)
+            if isinstance(item, _Mapped):
+                mapped.append(item)
+                samples += len(item.result.samples)
+            else:
+                dead.append(item)
+            if samples >= self._max_samples:
+                letters += await self._commit(mapped, dead)
+                mapped, dead, samples = [], [], 0
+        return letters + await self._commit(mapped, dead)
+
+    def _map(self, message: RawMessage) -> _Mapped | _Dead:
+        envelope = None
+        try:
+            envelope = RawPayloadReceived.model_validate_json(message.value)
+            return _Mapped(message, envelope, map_payload(envelope, self._mappers))
+        except ValidationError as exc:
+            return (message, f"not a raw.v1 envelope: {_first_error(exc)}", None)
+        except UnmappablePayload as exc:
+            return (message, str(exc), envelope)
+        except Exception as exc:  # a mapper bug must not stall the partition either
+            log.exception("mapper failed", topic=message.topic, offset=message.offset)
+            return (message, f"mapper error: {type(exc).__name__}: {exc}", envelope)
+
+    async def _commit(self, mapped: list[_Mapped], dead: list[_Dead]) -> list[DeadLetter]:
+        """One transaction; a database refusal caused by one message's data (a poison message)
+        is isolated by writing the messages one by one."""
+        if not mapped and not dead:
+            return []
         try:
             await self._write(mapped, dead)
         except _POISON_ERRORS:
@@ -108,11 +142,7 @@ class RawHandler:
             await self._write([], dead)
         return [self._dead_letter(m, reason) for m, reason, _ in dead]
 
-    async def _write(
-        self,
-        mapped: list[_Mapped],
-        dead: list[tuple[RawMessage, str, RawPayloadReceived | None]],
-    ) -> None:
+    async def _write(self, mapped: list[_Mapped], dead: list[_Dead]) -> None:
         samples = [s for item in mapped for s in item.result.samples]
         batches = [_import_batch(m.envelope, m.result) for m in mapped if m.envelope.import_id]
         batches += [_failed_import_batch(e, reason) for _, reason, e in dead if e and e.import_id]
