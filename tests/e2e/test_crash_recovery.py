@@ -80,10 +80,14 @@ async def test_a_killed_normalizer_loses_nothing_and_doubles_nothing(
                     "SELECT id FROM normalizer.samples WHERE user_id = $1::uuid", user
                 )
             }
+            rolled = await conn.fetchval(
+                "SELECT sum(total) FROM normalizer.daily_rollups WHERE user_id = $1::uuid", user
+            )
         finally:
             await conn.close()
         assert count == ROWS
         assert total == sum(i % 997 for i in range(ROWS))
+        assert rolled == total  # the day rollups were kept in step through the kill
 
         # Every committed sample is announced on metrics.unified (at least once; by id, once).
         deadline = time.monotonic() + 120
