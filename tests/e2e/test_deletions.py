@@ -86,7 +86,8 @@ async def test_a_record_deleted_at_the_provider_is_withdrawn_and_announced(
             return {"sleep_session", "sleep_duration"} <= announced()
 
         await eventually(all_announced, timeout=30, what="the deletions on metrics.unified")
-    assert await sleep_records(stack, me, provider) == kept
+    left = await sleep_records(stack, me, provider)  # (the backfill may still be adding nights)
+    assert doomed not in left and set(kept) <= set(left)
     assert not any(job["reason"] == "webhook" for job in await sync_jobs(stack, me, provider))
 
     # A forged deletion (the signed body changed) is refused and deletes nothing.
@@ -96,4 +97,4 @@ async def test_a_record_deleted_at_the_provider_is_withdrawn_and_announced(
     body = request["body"] if isinstance(request["body"], str) else str(request["body"])
     forged = await client.post(url, content=body.replace(doomed, kept[0]), headers=headers)
     assert forged.status_code in (401, 403), forged.text
-    assert await sleep_records(stack, me, provider) == kept
+    assert set(kept) <= set(await sleep_records(stack, me, provider))
