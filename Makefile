@@ -42,7 +42,9 @@ typecheck: install ## mypy --strict over every package and its tests
 	@$(UV) run --frozen --no-sync mypy libs/*/tests services/*/tests tools/*/tests tests
 
 .PHONY: bench
-bench: install ## Benchmark: 100 users backfill a year from 5 providers (benchmarks/README.md)
+bench: install ## Benchmarks: normalizer write path vs COPY; 100 users' year backfill (benchmarks/README.md)
+	@$(UV) run --frozen --no-sync python benchmarks/normalizer_write.py --rows 1000000 --processes 2 \
+		|| echo "normalizer_write: below the goal (see above)"
 	@for group in whoop,withings,strava oura fitbit; do \
 		$(UV) run --frozen --no-sync python benchmarks/sync_backfill.py --providers $$group \
 			$(BENCH_ARGS) || exit 1; \
