@@ -10,7 +10,7 @@ as (`check_identity`), and flags implausible values. That is where the leading o
 two data migrations (body fat 100x off, HRV filed as SDNN instead of RMSSD) are refused up front.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import cache
@@ -101,6 +101,21 @@ RECORD_ID_SOURCES = frozenset(("oura", "whoop", "fitbit", "withings", "strava"))
 """Sources whose `source_record_id` names exactly one record per metric (a provider's own id):
 a newer sample of the same record with other times replaces the older one. Elsewhere the id
 only tells devices apart (Apple Health's source name) or is empty."""
+
+
+def tombstone(envelope: RawPayloadReceived, resources: Collection[str]) -> MappingResult:
+    """A record the source deleted (resource `deleted`, published by the connectors from a
+    verified deletion webhook): `{"resource", "id", "event"}` withdraws that record's samples."""
+    payload = envelope.payload
+    source = envelope.source
+    if not isinstance(payload, dict):
+        raise UnmappablePayload(f"{source} deleted: payload is not an object")
+    resource, record_id = payload.get("resource"), payload.get("id")
+    if not isinstance(resource, str) or resource not in resources:
+        raise UnmappablePayload(f"{source} deleted: no records of resource {resource!r}")
+    if not isinstance(record_id, str) or not record_id.strip():
+        raise UnmappablePayload(f"{source} deleted {resource}: no record id")
+    return MappingResult(records_seen=1, withdrawals=[Withdrawal(record_id)])
 
 
 def map_payload(envelope: RawPayloadReceived, registry: dict[str, Mapper]) -> MappingResult:

@@ -45,11 +45,11 @@ from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     UnmappablePayload,
-    Withdrawal,
     local_day,
     map_records,
     measurement,
     offset_seconds,
+    tombstone,
 )
 
 UNKNOWN_OFFSET_QUALITY = 0.9
@@ -68,7 +68,7 @@ def map_payload(envelope: RawPayloadReceived) -> MappingResult:
     if envelope.resource == "heartrate":
         return _map_heartrate(envelope)
     if envelope.resource == "deleted":
-        return _deleted(envelope)
+        return tombstone(envelope, _DOCUMENTS)
     mapper = _DOCUMENTS.get(envelope.resource)
     if mapper is None:
         raise UnmappablePayload(f"oura resource {envelope.resource!r} has no mapper")
@@ -89,19 +89,6 @@ def _map_heartrate(envelope: RawPayloadReceived) -> MappingResult:
         ((f"heartrate data[{i}]", row) for i, row in enumerate(rows)),
         lambda row: _heart_rate(envelope, row),
     )
-
-
-def _deleted(envelope: RawPayloadReceived) -> MappingResult:
-    """A document Oura deleted: its samples are withdrawn (a sync never sees it again)."""
-    payload = envelope.payload
-    if not isinstance(payload, dict):
-        raise UnmappablePayload("oura deleted: payload is not an object")
-    resource, record_id = payload.get("resource"), payload.get("id")
-    if not isinstance(resource, str) or resource not in _DOCUMENTS:
-        raise UnmappablePayload(f"oura deleted: no documents of resource {resource!r}")
-    if not isinstance(record_id, str) or not record_id.strip():
-        raise UnmappablePayload(f"oura deleted {resource}: no document id")
-    return MappingResult(records_seen=1, withdrawals=[Withdrawal(record_id)])
 
 
 # --- resources -----------------------------------------------------------------------------------

@@ -38,9 +38,9 @@ from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     UnmappablePayload,
-    Withdrawal,
     map_records,
     measurement,
+    tombstone,
 )
 
 _UNSCORED = ("PENDING_SCORE", "UNSCORABLE")
@@ -56,7 +56,7 @@ RecordMapper = Callable[[RawPayloadReceived, Record], list[MetricSample]]
 def map_payload(envelope: RawPayloadReceived) -> MappingResult:
     """One WHOOP record per envelope, mapped by its resource."""
     if envelope.resource == "deleted":
-        return _deleted(envelope)
+        return tombstone(envelope, _MAPPERS)
     mapper = _MAPPERS.get(envelope.resource)
     if mapper is None:
         raise UnmappablePayload(f"whoop resource {envelope.resource!r} has no mapper")
@@ -66,19 +66,6 @@ def map_payload(envelope: RawPayloadReceived) -> MappingResult:
     key = "cycle_id" if envelope.resource == "recovery" else "id"
     where = f"{envelope.resource} {key}={record.get(key)}"
     return map_records([(where, record)], lambda r: mapper(envelope, r))
-
-
-def _deleted(envelope: RawPayloadReceived) -> MappingResult:
-    """A record WHOOP deleted: its samples are withdrawn (a sync never sees it again)."""
-    payload = envelope.payload
-    if not isinstance(payload, dict):
-        raise UnmappablePayload("whoop deleted: payload is not an object")
-    resource, record_id = payload.get("resource"), payload.get("id")
-    if not isinstance(resource, str) or resource not in _MAPPERS:
-        raise UnmappablePayload(f"whoop deleted: no records of resource {resource!r}")
-    if not isinstance(record_id, str) or not record_id.strip():
-        raise UnmappablePayload(f"whoop deleted {resource}: no record id")
-    return MappingResult(records_seen=1, withdrawals=[Withdrawal(record_id)])
 
 
 # --- resources -----------------------------------------------------------------------------------
