@@ -12,8 +12,8 @@ whole local days. Reference: shared/reference/providers/myfitnesspal.md ("[MFP]"
   tracker's "calorie adjustment" rows [MFP]) summed into the day's `steps`.
 - measurement: `Weight` and body fat, one sample per cell, covering its local day (no time).
 
-The payload reading, day totals and workouts are the Cronometer mapper's helpers: both are
-diary exports of the same shape.
+The payload reading, day totals and workouts are in `sources/diary.py`, shared with the
+Cronometer mapper: both are diary exports of the same shape.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from healthmesh.normalizer.mapping import (
     map_records,
     measurement,
 )
-from healthmesh.normalizer.sources.cronometer import (
+from healthmesh.normalizer.sources.diary import (
     Column,
     DayTotal,
     Export,
