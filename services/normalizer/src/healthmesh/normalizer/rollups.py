@@ -119,6 +119,7 @@ class Grain:
 
     table: str
     key: str
+    key_type: str
     keys: str
     match: str
 
@@ -146,18 +147,22 @@ class Grain:
     @property
     def spans(self) -> str:
         return (
-            f"SELECT s.start_at, s.end_at, s.value, s.device "
+            f"SELECT k.user_id, k.metric, k.source, k.{self.key}, "
+            f"s.start_at, s.end_at, s.value, s.device "
             f"FROM {self.keys} JOIN normalizer.samples AS s ON {self.match}"
         )
 
     @property
-    def set_total(self) -> str:
-        return f"""UPDATE normalizer.{self.table} SET total = $5
-            WHERE user_id = $1 AND metric = $2 AND source = $3 AND {self.key} = $4"""
+    def set_totals(self) -> str:
+        return f"""UPDATE normalizer.{self.table} AS r SET total = t.total
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::{self.key_type}[],
+                        $5::float8[]) AS t(user_id, metric, source, key, total)
+            WHERE r.user_id = t.user_id AND r.metric = t.metric AND r.source = t.source
+              AND r.{self.key} = t.key"""
 
 
-DAILY = Grain("daily_rollups", "day", _DAY_KEYS, _SAMPLE_IN_DAY)
-HOURLY = Grain("hourly_rollups", "hour", _HOUR_KEYS, _SAMPLE_IN_HOUR)
+DAILY = Grain("daily_rollups", "day", "date", _DAY_KEYS, _SAMPLE_IN_DAY)
+HOURLY = Grain("hourly_rollups", "hour", "timestamptz", _HOUR_KEYS, _SAMPLE_IN_HOUR)
 
 
 async def refresh(conn: asyncpg.Connection, samples: Iterable[MetricSample]) -> None:
@@ -185,13 +190,20 @@ async def _recompute(
     columns = [list(column) for column in zip(*keys, strict=True)]
     await conn.execute(grain.delete, *columns)
     rows = await conn.fetch(grain.insert, *columns)
-    for row in rows:
-        if row["devices"] < 2 or metric_def(row["metric"]).aggregation != "sum":
-            continue
-        key = (row["user_id"], row["metric"], row["source"], row[grain.key])
-        one = [[value] for value in key]
-        if grain is DAILY:
-            one.append([_by_end(row["metric"])])
-        spans = await conn.fetch(grain.spans, *one)
-        total = overlap_free_total(Span(*span) for span in spans)
-        await conn.execute(grain.set_total, *key, total)
+    shared = [
+        tuple(row[:4])
+        for row in rows
+        if row["devices"] > 1 and metric_def(row["metric"]).aggregation == "sum"
+    ]
+    if not shared:
+        return
+    # Rollups summing several devices of one source: their samples in one query, the
+    # overlap-free totals in one update.
+    shared_columns = [list(column) for column in zip(*shared, strict=True)]
+    if grain is DAILY:
+        shared_columns.append([_by_end(metric) for metric in shared_columns[1]])
+    spans: dict[tuple[object, ...], list[Span]] = {}
+    for r in await conn.fetch(grain.spans, *shared_columns):
+        spans.setdefault(tuple(r[:4]), []).append(Span(*r[4:]))
+    totals = [(*key, overlap_free_total(spans.get(key, []))) for key in shared]
+    await conn.execute(grain.set_totals, *[list(c) for c in zip(*totals, strict=True)])
