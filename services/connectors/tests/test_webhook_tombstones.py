@@ -2,8 +2,11 @@
 `webhooks.receive` on a real PostgreSQL, publishes one tombstone on `raw.<provider>` and queues
 no sync (a sync cannot see a deleted record); a forged one publishes nothing.
 
-The events are the simulator's, signed on the real clock (the receiver checks freshness)."""
+The events are the simulator's, signed on the real clock (the receiver checks freshness); the
+tombstones go through the real broker and are read back from it. Only the broker that never
+acknowledges is a stand-in: a real one cannot be made to withhold an ack on cue."""
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,8 +20,10 @@ import orjson
 import pytest
 import pytest_asyncio
 from aiokafka.errors import KafkaTimeoutError  # noqa: TID251 - what an unacknowledged publish raises
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaBroker, KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
 
+from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.ids import raw_event_id
@@ -28,12 +33,12 @@ from healthmesh.connectors.providers import oura, whoop
 from healthmesh.connectors.providers.base import Provider, WebhookRequest, WebhookSecrets
 from healthmesh.connectors.tokens import AuthClient
 from healthmesh.connectors.webhooks import WebhookAnswer, receive
+from healthmesh.devstack.testing import eventually
 from healthmesh.simulator.clock import FakeClock
 from healthmesh.simulator.testing import client_secret, connect
 
 pytestmark = pytest.mark.integration
 
-TOPICS = Topics(prefix="test.")
 SLEEP_UUID = "ecfc6a15-4661-442f-a9a4-f160dd7afae8"
 PROVIDERS: dict[str, Provider] = {"whoop": whoop.PROVIDER, "oura": oura.PROVIDER}
 
@@ -52,17 +57,44 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-class RecordingBroker:
-    """Stands in for the Kafka broker: what `publish_many` sent, or a broker that never acks."""
+@pytest_asyncio.fixture
+async def broker(kafka_bootstrap_servers: str) -> AsyncIterator[KafkaBroker]:
+    broker = make_broker(kafka_bootstrap_servers, TracerProvider())
+    await broker.start()
+    yield broker
+    await broker.stop()
 
-    def __init__(self, acks: bool = True) -> None:
-        self.acks = acks
-        self.sent: list[tuple[str, bytes, dict[str, Any]]] = []
+
+Sent = tuple[bytes, dict[str, Any]]
+
+
+async def published(kafka_bootstrap_servers: str, topic: str, expected: int) -> list[Sent]:
+    """(key, body) of every message on `topic`, once `expected` arrived and a moment passed
+    in which more could have."""
+    received: list[Sent] = []
+    reader = make_broker(kafka_bootstrap_servers, TracerProvider())
+
+    @reader.subscriber(topic, group_id=f"test-{uuid4().hex}", auto_offset_reset="earliest")
+    async def _read(msg: KafkaMessage) -> None:
+        received.append((msg.raw_message.key, orjson.loads(msg.body)))  # type: ignore[union-attr]
+
+    async def enough() -> bool:
+        return len(received) >= expected
+
+    await reader.start()
+    try:
+        await eventually(enough, timeout=30, what=f"{expected} messages on {topic}")
+        await asyncio.sleep(1.0)
+    finally:
+        await reader.stop()
+    return received
+
+
+class NeverAcks:
+    """A broker that never acknowledges: what `publish_many` meets when Kafka is down."""
 
     async def publish(self, body: dict[str, Any], *, topic: str, key: bytes) -> None:
-        if not self.acks:
-            raise KafkaTimeoutError()
-        self.sent.append((topic, key, body))
+        raise KafkaTimeoutError()
 
 
 def _no_auth(request: httpx.Request) -> httpx.Response:
@@ -73,13 +105,14 @@ async def deliver(
     pool: asyncpg.Pool,
     provider: str,
     request: WebhookRequest,
-    broker: RecordingBroker,
+    broker: KafkaBroker | NeverAcks,
+    topics: Topics,
 ) -> WebhookAnswer:
     secrets = WebhookSecrets(client_secret(provider), "verify", None, None)
     async with httpx.AsyncClient(transport=httpx.MockTransport(_no_auth)) as http:
         auth = AuthClient(http, "http://auth.test", "internal")
         return await receive(
-            PROVIDERS[provider], request, secrets, pool, auth, cast(KafkaBroker, broker), TOPICS
+            PROVIDERS[provider], request, secrets, pool, auth, cast(KafkaBroker, broker), topics
         )
 
 
@@ -113,7 +146,7 @@ async def syncs_queued(pool: asyncpg.Pool) -> int:
 
 
 def check_tombstone(
-    sent: tuple[str, bytes, dict[str, Any]],
+    sent: Sent,
     provider: str,
     user_id: UUID,
     request: WebhookRequest,
@@ -121,8 +154,8 @@ def check_tombstone(
     record_id: str,
     published_after: datetime,
 ) -> None:
-    topic, key, body = sent
-    assert (topic, key) == (f"test.raw.{provider}", str(user_id).encode())
+    key, body = sent
+    assert key == str(user_id).encode()
     event = RawPayloadReceived.model_validate(body)
     assert event.id == raw_event_id(provider, user_id, "deleted", f"{resource}:{record_id}")
     assert (event.user_id, event.source, event.resource) == (user_id, provider, "deleted")
@@ -137,31 +170,39 @@ def check_tombstone(
 
 @pytest.mark.parametrize("resource", ["sleep", "workout", "recovery"])
 async def test_a_signed_whoop_deletion_publishes_its_tombstone_and_queues_no_sync(
-    sim: httpx.AsyncClient, pool: asyncpg.Pool, resource: str
+    sim: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    topics: Topics,
+    kafka_bootstrap_servers: str,
+    resource: str,
 ) -> None:
     # v2 names a deleted recovery by its sleep's UUID, a sleep or workout by its own.
     user_id, request = await linked_event(
         sim, pool, "whoop", type=f"{resource}.deleted", id=SLEEP_UUID
     )
-    broker = RecordingBroker()
     began = datetime.now(UTC)
-    assert await deliver(pool, "whoop", request, broker) == WebhookAnswer(200, None)
-    [sent] = broker.sent
+    assert await deliver(pool, "whoop", request, broker, topics) == WebhookAnswer(200, None)
+    [sent] = await published(kafka_bootstrap_servers, topics.raw("whoop"), 1)
     check_tombstone(sent, "whoop", user_id, request, resource, SLEEP_UUID, began)
     assert await syncs_queued(pool) == 0
 
 
 @pytest.mark.parametrize("data_type", ["sleep", "workout", "daily_readiness"])
 async def test_a_signed_oura_delete_event_publishes_its_tombstone_and_queues_no_sync(
-    sim: httpx.AsyncClient, pool: asyncpg.Pool, data_type: str
+    sim: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    topics: Topics,
+    kafka_bootstrap_servers: str,
+    data_type: str,
 ) -> None:
     user_id, request = await linked_event(
         sim, pool, "oura", data_type=data_type, event_type="delete", object_id="12345abc"
     )
-    broker = RecordingBroker()
     began = datetime.now(UTC)
-    assert await deliver(pool, "oura", request, broker) == WebhookAnswer(200, None)
-    [sent] = broker.sent
+    assert await deliver(pool, "oura", request, broker, topics) == WebhookAnswer(200, None)
+    [sent] = await published(kafka_bootstrap_servers, topics.raw("oura"), 1)
     check_tombstone(sent, "oura", user_id, request, data_type, "12345abc", began)
     assert await syncs_queued(pool) == 0
 
@@ -176,6 +217,9 @@ async def test_a_signed_oura_delete_event_publishes_its_tombstone_and_queues_no_
 async def test_a_forged_deletion_publishes_nothing(
     sim: httpx.AsyncClient,
     pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    topics: Topics,
+    kafka_bootstrap_servers: str,
     provider: str,
     event: dict[str, str],
     forged_from: bytes,
@@ -186,45 +230,51 @@ async def test_a_forged_deletion_publishes_nothing(
     forged = WebhookRequest(
         genuine.method, {}, genuine.headers, genuine.body.replace(forged_from, forged_to)
     )
-    broker = RecordingBroker()
-    answer = await deliver(pool, provider, forged, broker)
+    answer = await deliver(pool, provider, forged, broker, topics)
     assert answer.status == 401, answer
-    assert broker.sent == []
+    assert await published(kafka_bootstrap_servers, topics.raw(provider), 0) == []
     assert await syncs_queued(pool) == 0
 
 
 async def test_an_update_still_queues_a_sync_and_publishes_nothing(
-    sim: httpx.AsyncClient, pool: asyncpg.Pool
+    sim: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    topics: Topics,
+    kafka_bootstrap_servers: str,
 ) -> None:
     _, request = await linked_event(sim, pool, "whoop", type="sleep.updated", id=SLEEP_UUID)
-    broker = RecordingBroker()
-    assert await deliver(pool, "whoop", request, broker) == WebhookAnswer(200, None)
-    assert broker.sent == []
+    assert await deliver(pool, "whoop", request, broker, topics) == WebhookAnswer(200, None)
+    assert await published(kafka_bootstrap_servers, topics.raw("whoop"), 0) == []
     assert await syncs_queued(pool) == 1
 
 
 async def test_a_deletion_for_a_user_we_do_not_know_is_acknowledged_and_dropped(
-    sim: httpx.AsyncClient, pool: asyncpg.Pool
+    sim: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    topics: Topics,
+    kafka_bootstrap_servers: str,
 ) -> None:
     user_id, request = await linked_event(sim, pool, "whoop", type="sleep.deleted", id=SLEEP_UUID)
     await jobs.link_status(pool, user_id, "whoop", "disconnected", None)
-    broker = RecordingBroker()
-    assert await deliver(pool, "whoop", request, broker) == WebhookAnswer(200, None)
-    assert broker.sent == []
+    assert await deliver(pool, "whoop", request, broker, topics) == WebhookAnswer(200, None)
+    assert await published(kafka_bootstrap_servers, topics.raw("whoop"), 0) == []
 
 
 async def test_an_unacknowledged_tombstone_is_answered_503_and_the_redelivery_is_the_same(
-    sim: httpx.AsyncClient, pool: asyncpg.Pool
+    sim: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    broker: KafkaBroker,
+    topics: Topics,
+    kafka_bootstrap_servers: str,
 ) -> None:
     """The provider delivers a non-2xx answer again; the tombstone's id depends on the record
     only, so the redelivered one is the same event."""
     user_id, request = await linked_event(sim, pool, "whoop", type="workout.deleted", id=SLEEP_UUID)
-    down = RecordingBroker(acks=False)
-    answer = await deliver(pool, "whoop", request, down)
+    answer = await deliver(pool, "whoop", request, NeverAcks(), topics)
     assert answer.status == 503
-    assert down.sent == []
-    up = RecordingBroker()
     began = datetime.now(UTC)
-    assert await deliver(pool, "whoop", request, up) == WebhookAnswer(200, None)
-    [sent] = up.sent
+    assert await deliver(pool, "whoop", request, broker, topics) == WebhookAnswer(200, None)
+    [sent] = await published(kafka_bootstrap_servers, topics.raw("whoop"), 1)
     check_tombstone(sent, "whoop", user_id, request, "workout", SLEEP_UUID, began)
