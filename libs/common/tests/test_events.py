@@ -1,11 +1,9 @@
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from healthmesh.common.events import (
@@ -18,7 +16,6 @@ from healthmesh.common.events import (
     RawPayloadReceived,
     TimeWindow,
     dump,
-    metric_changes,
 )
 from healthmesh.common.ids import raw_event_id
 
@@ -209,51 +206,3 @@ def test_contracts_are_immutable() -> None:
 
     with pytest.raises(ValidationError, match="frozen"):
         event.source = "oura"  # type: ignore[misc]
-
-
-@given(
-    value=st.floats(allow_nan=False, allow_infinity=False),
-    start=st.datetimes(max_value=datetime(9000, 1, 1), timezones=st.just(UTC)),
-    seconds=st.integers(min_value=0, max_value=10**6),
-    details=st.none()
-    | st.dictionaries(st.text(max_size=5), st.integers(-(2**53), 2**53) | st.text(max_size=5)),
-    device=st.none() | st.text(max_size=10),
-    event=st.sampled_from(["created", "updated", "deleted"]),
-)
-def test_the_fast_metric_event_is_the_contracts_json(
-    value: float,
-    start: datetime,
-    seconds: int,
-    details: dict[str, Any] | None,
-    device: str | None,
-    event: Literal["created", "updated", "deleted"],
-) -> None:
-    sample = MetricSample(
-        id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        metric="steps",
-        value=value,
-        unit="count",
-        source="oura",
-        device=device,
-        start=start,
-        end=start + timedelta(seconds=seconds),
-        utc_offset_s=3600,
-        quality=0.5,
-        quality_reason="why",
-        raw_event_id=uuid.uuid4(),
-        details=details,
-    )
-    now = datetime.now(UTC)
-    expected = dump(
-        MetricChanges(
-            user_id=sample.user_id,
-            occurred_at=now,
-            changes=[
-                MetricChange(event=event, revision=3, sample=sample),
-                MetricChange(event="updated", revision=4, sample=sample),
-            ],
-        )
-    )
-    fast = metric_changes(sample.user_id, now, [(event, 3, sample), ("updated", 4, sample)])
-    assert orjson.loads(orjson.dumps(fast)) == expected

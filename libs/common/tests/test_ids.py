@@ -134,15 +134,16 @@ def test_content_hash_keeps_list_order() -> None:
     metric=st.text(max_size=20),
     source=st.text(max_size=10),
     record=st.text(max_size=30),
-    start=st.datetimes(timezones=st.just(UTC)),
+    start=st.datetimes(max_value=datetime(9000, 1, 1), timezones=st.just(UTC)),
+    seconds=st.sampled_from([0, 1, 60, 86_400]),
+    user=st.uuids(),
 )
 def test_sample_id_is_uuid5_over_the_natural_key(
-    metric: str, source: str, record: str, start: datetime
+    metric: str, source: str, record: str, start: datetime, seconds: int, user: uuid.UUID
 ) -> None:
     """The inline computation is exactly uuid5 over the documented key (ids already stored
     must never change)."""
-    user = uuid.UUID(int=42)
-    end = start
+    end = start + timedelta(seconds=seconds)
     key = orjson.dumps(
         ["sample", str(user), metric, source, start.isoformat(), end.isoformat(), record]
     ).decode()

@@ -2,6 +2,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
@@ -51,7 +52,7 @@ def _messages(topic: str, count: int, key: bytes = b"user-1") -> list[OutboxMess
 
 async def _queued(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     rows = await pool.fetch(f"SELECT topic, key, payload FROM {SCHEMA}.outbox ORDER BY id")
-    return [dict(r) for r in rows]
+    return [dict(r) | {"payload": orjson.loads(r["payload"])} for r in rows]
 
 
 async def test_outbox_table_sql_formats_with_a_schema_name(database_url: str) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.connectors.importers.apple_health_xml import read_export
-from healthmesh.normalizer.mapping import UnmappablePayload
+from healthmesh.normalizer.mapping import Sample, UnmappablePayload
 from healthmesh.normalizer.sources.apple_health import map_payload, sport_name
 
 USER = uuid.UUID("00000000-0000-0000-0000-00000000a991")
@@ -67,7 +67,7 @@ def record(
     return item
 
 
-def row(s: MetricSample) -> tuple[Any, ...]:
+def row(s: Sample) -> tuple[Any, ...]:
     return (
         s.metric,
         pytest.approx(s.value),

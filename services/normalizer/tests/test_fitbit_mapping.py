@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.connectors.fetching import envelopes
 from healthmesh.connectors.providers.fitbit import PROVIDER
-from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload
+from healthmesh.normalizer.mapping import MappingResult, Sample, UnmappablePayload
 from healthmesh.normalizer.sources.fitbit import map_payload
 
 USER = uuid.UUID("00000000-0000-0000-0000-00000000f17b")
@@ -51,7 +51,7 @@ def map_all(events: list[RawPayloadReceived]) -> MappingResult:
     return total
 
 
-def check(sample: MetricSample, **expected: Any) -> None:
+def check(sample: Sample, **expected: Any) -> None:
     """Compare the fields named; numbers (the value, numeric details) to float precision."""
     for field, want in expected.items():
         got = getattr(sample, field)

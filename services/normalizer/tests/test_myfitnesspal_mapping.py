@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
-from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload
+from healthmesh.common.events import RawPayloadReceived
+from healthmesh.normalizer.mapping import MappingResult, Sample, UnmappablePayload
 from healthmesh.normalizer.sources.myfitnesspal import map_payload
 
 USER = uuid.UUID("00000000-0000-0000-0000-0000000000f9")
@@ -62,7 +62,7 @@ def rows(*values: dict[str, str]) -> list[dict[str, Any]]:
     return [{"row": 2 + i, "values": v} for i, v in enumerate(values)]
 
 
-def seen(sample: MetricSample) -> dict[str, Any]:
+def seen(sample: Sample) -> dict[str, Any]:
     """What a golden test compares (the id and raw_event_id are checked elsewhere)."""
     return {
         "metric": sample.metric,

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
-from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload, Withdrawal
+from healthmesh.common.events import RawPayloadReceived
+from healthmesh.normalizer.mapping import MappingResult, Sample, UnmappablePayload, Withdrawal
 from healthmesh.normalizer.sources.oura import map_payload
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "samples" / "oura"
@@ -57,13 +57,13 @@ def heartrate_envelopes(rows: list[dict[str, Any]]) -> list[RawPayloadReceived]:
     return [envelope("heartrate", {"data": days[day]}) for day in sorted(days)]
 
 
-def samples_of(results: list[MappingResult]) -> list[MetricSample]:
+def samples_of(results: list[MappingResult]) -> list[Sample]:
     assert all(not r.rejections for r in results), [r.rejections for r in results]
     return [s for r in results for s in r.samples]
 
 
 def check(
-    sample: MetricSample,
+    sample: Sample,
     metric: str,
     value: float,
     unit: str,
@@ -190,7 +190,7 @@ def test_heartrate_rows_are_instants_of_every_source() -> None:
 NIGHT = "96e7772a-64a7-4342-9c5f-3e5ed9e64d6d"
 
 
-def check_night(samples: list[MetricSample]) -> None:
+def check_night(samples: list[Sample]) -> None:
     """sleep 96e7772a, long_sleep: 2024-10-10T01:01:59+02:00 .. 09:04:12+02:00."""
     night = (utc(2024, 10, 9, 23, 1, 59), utc(2024, 10, 10, 7, 4, 12), 7200, NIGHT)
     session, duration, hrv, resting, breath = samples

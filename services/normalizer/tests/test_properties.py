@@ -4,9 +4,10 @@ applying it once."""
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import orjson
@@ -16,10 +17,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.events import RawPayloadReceived, dump
-from healthmesh.common.outbox import Outbox
+from healthmesh.common.events import (
+    MetricChange,
+    MetricChanges,
+    MetricSample,
+    RawPayloadReceived,
+    dump,
+)
+from healthmesh.common.outbox import Outbox, encode
 from healthmesh.common.topics import Topics
-from healthmesh.normalizer.handlers import RawHandler, RawMessage
+from healthmesh.normalizer.db import ChangedSample
+from healthmesh.normalizer.handlers import RawHandler, RawMessage, metric_changes
+from healthmesh.normalizer.mapping import Sample
 from healthmesh.normalizer.rollups import Span, overlap_free_total
 from healthmesh.normalizer.sources import oura
 
@@ -61,8 +70,8 @@ def test_mapping_is_deterministic_and_ids_depend_only_on_the_data(
     user = uuid.UUID(int=7)
     first = oura.map_payload(heartrate_envelope(rows, user)).samples
     again = oura.map_payload(heartrate_envelope(rows, user)).samples  # another raw event id
-    assert [s.model_dump(exclude={"raw_event_id"}) for s in first] == [
-        s.model_dump(exclude={"raw_event_id"}) for s in again
+    assert [asdict(s) | {"raw_event_id": None} for s in first] == [
+        asdict(s) | {"raw_event_id": None} for s in again
     ]
     assert len({s.id for s in first}) == len({m for m, _ in rows})
 
@@ -163,3 +172,58 @@ async def test_a_batch_applied_twice_or_cut_differently_equals_applying_it_once(
     a, b = await state(pool, once), await state(pool, twice)
     assert a == b
     assert {row[2] for row in b[0]} <= {1}  # a redelivery is no revision
+
+
+@given(
+    value=st.floats(allow_nan=False, allow_infinity=False),
+    start=st.datetimes(max_value=datetime(9000, 1, 1), timezones=st.just(UTC)),
+    seconds=st.integers(min_value=0, max_value=10**6),
+    details=st.none()
+    | st.dictionaries(st.text(max_size=5), st.integers(-(2**53), 2**53) | st.text(max_size=5)),
+    device=st.none() | st.text(max_size=10),
+    kind=st.sampled_from(["created_or_updated", "deleted"]),
+    created=st.booleans(),
+)
+def test_announced_events_are_the_contracts_json(
+    value: float,
+    start: datetime,
+    seconds: int,
+    details: dict[str, Any] | None,
+    device: str | None,
+    kind: Literal["created_or_updated", "deleted"],
+    created: bool,
+) -> None:
+    """The outbox writes the dataclass samples straight with orjson; what goes out must be
+    exactly what the pydantic `MetricChanges` contract would write."""
+    sample = Sample(
+        id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        metric="steps",
+        value=value,
+        unit="count",
+        source="oura",
+        device=device,
+        start=start,
+        end=start + timedelta(seconds=seconds),
+        utc_offset_s=3600,
+        source_record_id="r1",
+        quality=0.5,
+        quality_reason="why",
+        raw_event_id=uuid.uuid4(),
+        details=details,
+    )
+    now = datetime.now(UTC)
+    event = "deleted" if kind == "deleted" else "created" if created else "updated"
+    contract = MetricSample.model_validate(asdict(sample))
+    expected = dump(
+        MetricChanges(
+            user_id=sample.user_id,
+            occurred_at=now,
+            changes=[
+                MetricChange(event=event, revision=3, sample=contract),
+                MetricChange(event=event, revision=4, sample=contract),
+            ],
+        )
+    )
+    changed = [ChangedSample(sample, 3, created), ChangedSample(sample, 4, created)]
+    assert orjson.loads(encode(metric_changes(sample.user_id, now, kind, changed))) == expected

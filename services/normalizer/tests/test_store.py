@@ -126,7 +126,7 @@ async def events(pool: asyncpg.Pool) -> list[tuple[str, str, int]]:
     return [
         (c["event"], c["sample"]["metric"], c["revision"])
         for r in rows
-        for c in r["payload"]["changes"]
+        for c in orjson.loads(r["payload"])["changes"]
     ]
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 import pytest
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.connectors.fetching import envelopes
 from healthmesh.connectors.providers.strava import PROVIDER, first_call, read_page
-from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload
+from healthmesh.normalizer.mapping import MappingResult, Sample, UnmappablePayload
 from healthmesh.normalizer.sources.strava import map_payload
 
 USER = uuid.UUID("00000000-0000-0000-0000-0000000000a5")
@@ -40,12 +40,12 @@ def published(activities: list[Any]) -> list[RawPayloadReceived]:
     return envelopes(PROVIDER, resource, USER, page.items, FETCHED)
 
 
-def map_all(activities: list[Any]) -> tuple[list[MetricSample], list[MappingResult]]:
+def map_all(activities: list[Any]) -> tuple[list[Sample], list[MappingResult]]:
     results = [map_payload(envelope) for envelope in published(activities)]
     return [s for r in results for s in r.samples], results
 
 
-def seen(sample: MetricSample) -> dict[str, Any]:
+def seen(sample: Sample) -> dict[str, Any]:
     """What a golden test compares (the id and raw_event_id are checked elsewhere)."""
     return {
         "metric": sample.metric,
@@ -87,7 +87,7 @@ def activity(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def one(record: dict[str, Any]) -> MetricSample:
+def one(record: dict[str, Any]) -> Sample:
     [envelope] = published([record])
     result = map_payload(envelope)
     assert result.rejections == [] and result.records_seen == 1

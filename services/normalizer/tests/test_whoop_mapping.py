@@ -15,9 +15,9 @@ import orjson
 import pytest
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived, TimeWindow
+from healthmesh.common.events import RawPayloadReceived, TimeWindow
 from healthmesh.common.ids import content_hash, raw_event_id, sample_id
-from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload, Withdrawal
+from healthmesh.normalizer.mapping import MappingResult, Sample, UnmappablePayload, Withdrawal
 from healthmesh.normalizer.sources.whoop import map_payload
 
 SAMPLES = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "samples" / "whoop"
@@ -74,14 +74,14 @@ def map_file(resource: str, name: str) -> tuple[list[RawPayloadReceived], list[M
     return envelopes, [map_payload(e) for e in envelopes]
 
 
-def by_metric(samples: list[MetricSample]) -> dict[str, MetricSample]:
+def by_metric(samples: list[Sample]) -> dict[str, Sample]:
     out = {s.metric: s for s in samples}
     assert len(out) == len(samples), "one sample per metric per record"
     return out
 
 
 def check(
-    sample: MetricSample,
+    sample: Sample,
     raw: RawPayloadReceived,
     *,
     value: float,

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
-from healthmesh.normalizer.mapping import MappingResult, UnmappablePayload
+from healthmesh.common.events import RawPayloadReceived
+from healthmesh.normalizer.mapping import MappingResult, Sample, UnmappablePayload
 from healthmesh.normalizer.sources.withings import map_payload
 
 USER = uuid.UUID("00000000-0000-0000-0000-00000000a11e")
@@ -53,8 +53,8 @@ def measures_envelopes(page: dict[str, Any]) -> list[RawPayloadReceived]:
     ]
 
 
-def map_all(envelopes: list[RawPayloadReceived]) -> list[MetricSample]:
-    samples: list[MetricSample] = []
+def map_all(envelopes: list[RawPayloadReceived]) -> list[Sample]:
+    samples: list[Sample] = []
     for env in envelopes:
         result = map_payload(env)
         assert result.rejections == [], result.rejections
@@ -67,7 +67,7 @@ def utc(text: str) -> datetime:
 
 
 def check(
-    sample: MetricSample,
+    sample: Sample,
     metric: str,
     value: float,
     unit: str,
@@ -92,7 +92,7 @@ def check(
     assert sample.source == "withings" and sample.user_id == USER
 
 
-def by_metric(samples: list[MetricSample]) -> dict[str, MetricSample]:
+def by_metric(samples: list[Sample]) -> dict[str, Sample]:
     found = {s.metric: s for s in samples}
     assert len(found) == len(samples), [s.metric for s in samples]
     return found
@@ -328,7 +328,7 @@ def test_a_dst_day_is_23_hours_and_heart_rate_is_the_days_mean() -> None:
 
 
 def test_workout_sports_and_typed_stats() -> None:
-    def workout(category: int, **data: Any) -> MetricSample:
+    def workout(category: int, **data: Any) -> Sample:
         row = {"category": category, "startdate": 1710000000, "enddate": 1710003600, "data": data}
         [sample] = map_payload(envelope("workouts", row)).samples
         return sample

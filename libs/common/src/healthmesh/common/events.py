@@ -142,48 +142,6 @@ class MetricChanges(_Contract):
     )
 
 
-def metric_changes(
-    user_id: UUID, occurred_at: datetime, changes: list[tuple[ChangeKind, int, MetricSample]]
-) -> dict[str, Any]:
-    """`dump(MetricChanges(...))` built directly: the normalizer announces every sample it
-    writes, and going through the models costs more than the write itself. A property test in
-    libs/common/tests/test_events.py keeps the two identical."""
-    return {
-        "schema": "metric_batch.v1",
-        "user_id": str(user_id),
-        "occurred_at": _json_time(occurred_at),
-        "changes": [
-            {"event": event, "revision": revision, "sample": _sample_json(sample)}
-            for event, revision, sample in changes
-        ],
-    }
-
-
-def _sample_json(sample: MetricSample) -> dict[str, Any]:
-    return {
-        "id": str(sample.id),
-        "user_id": str(sample.user_id),
-        "metric": sample.metric,
-        "value": sample.value,
-        "unit": sample.unit,
-        "source": sample.source,
-        "device": sample.device,
-        "start": _json_time(sample.start),
-        "end": _json_time(sample.end),
-        "utc_offset_s": sample.utc_offset_s,
-        "source_record_id": sample.source_record_id,
-        "quality": sample.quality,
-        "quality_reason": sample.quality_reason,
-        "raw_event_id": str(sample.raw_event_id),
-        "details": sample.details,
-    }
-
-
-def _json_time(moment: datetime) -> str:
-    """As pydantic writes an aware datetime: ISO 8601, UTC as `Z`."""
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 OAuthProvider = Literal["oura", "whoop", "fitbit", "withings", "strava"]
 
 

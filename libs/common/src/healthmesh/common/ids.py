@@ -1,5 +1,6 @@
 """Deterministic ids: the same data always gets the same id, so replays upsert, never double."""
 
+import functools
 import hashlib
 import uuid
 from datetime import UTC, datetime
@@ -38,9 +39,22 @@ def sample_id(
 ) -> uuid.UUID:
     """Id of a unified sample, derived from its natural key: `uuid5(HEALTHMESH_NAMESPACE, key)`
     computed inline (the normalizer derives one per sample, a minute-level day has 1,440)."""
-    utc_start, utc_end = start.astimezone(UTC).isoformat(), end.astimezone(UTC).isoformat()
+    utc_start = start.astimezone(UTC).isoformat()
+    utc_end = utc_start if end == start else end.astimezone(UTC).isoformat()
     key = orjson.dumps(
-        ("sample", str(user_id), metric, source, utc_start, utc_end, source_record_id)
+        ("sample", _text(user_id), metric, source, utc_start, utc_end, source_record_id)
     )
     digest = hashlib.sha1(_NAMESPACE_BYTES + key, usedforsecurity=False).digest()
-    return uuid.UUID(bytes=digest[:16], version=5)
+    # What uuid.UUID(bytes=digest[:16], version=5) computes, without its argument checks.
+    value = int.from_bytes(digest[:16]) & _VARIANT_VERSION_MASK | _RFC4122_VERSION_5
+    return uuid.UUID(int=value)
+
+
+_VARIANT_VERSION_MASK = ~((0xC000 << 48) | (0xF000 << 64))
+_RFC4122_VERSION_5 = (0x8000 << 48) | (5 << 76)
+
+
+@functools.lru_cache(maxsize=4096)
+def _text(user_id: uuid.UUID) -> str:
+    """A user's id as text, once per user rather than once per sample."""
+    return str(user_id)

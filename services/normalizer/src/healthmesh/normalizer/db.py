@@ -10,7 +10,8 @@ from uuid import UUID
 
 import asyncpg
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
+from healthmesh.normalizer.mapping import Sample
 
 COLUMNS = (
     "user_id",
@@ -67,12 +68,12 @@ class ImportBatch:
 
 @dataclass(frozen=True)
 class ChangedSample:
-    sample: MetricSample
+    sample: Sample
     revision: int
     created: bool
 
 
-def record(sample: MetricSample) -> tuple[Any, ...]:
+def record(sample: Sample) -> tuple[Any, ...]:
     return (
         sample.user_id,
         sample.metric,
@@ -93,14 +94,14 @@ def record(sample: MetricSample) -> tuple[Any, ...]:
 
 
 async def upsert_samples(
-    conn: asyncpg.Connection, samples: list[MetricSample], record_id_sources: frozenset[str]
+    conn: asyncpg.Connection, samples: list[Sample], record_id_sources: frozenset[str]
 ) -> tuple[list[ChangedSample], list[ChangedSample]]:
     """Upsert inside the caller's transaction; return the samples that really changed, and
     those they superseded: for sources in `record_id_sources` a record id names one record, so
     an older sample of the same record with other times (an edited bedtime) is withdrawn."""
     if not samples:
         return [], []
-    unique: dict[object, MetricSample] = {}  # one key once per statement; the last one wins
+    unique: dict[object, Sample] = {}  # one key once per statement; the last one wins
     for sample in samples:
         per_record = sample.source in record_id_sources and sample.source_record_id
         key = (sample.user_id, sample.source, sample.metric, sample.source_record_id)
@@ -122,7 +123,7 @@ async def upsert_samples(
 
 def _changed(r: asyncpg.Record) -> ChangedSample:
     return ChangedSample(
-        sample=MetricSample(
+        sample=Sample(
             id=r["id"],
             user_id=r["user_id"],
             metric=r["metric"],

@@ -13,7 +13,7 @@ retrying the batch message by message, so it never stalls its partition. Any oth
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
@@ -23,9 +23,7 @@ from healthmesh.common.events import (
     ChangeKind,
     ConnectionChanged,
     DeadLettered,
-    MetricSample,
     RawPayloadReceived,
-    metric_changes,
 )
 from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox, OutboxMessage
@@ -35,6 +33,7 @@ from healthmesh.normalizer.mapping import (
     RECORD_ID_SOURCES,
     Mapper,
     MappingResult,
+    Sample,
     UnmappablePayload,
     map_payload,
 )
@@ -208,7 +207,7 @@ async def store(
     conn: asyncpg.Connection,
     outbox: Outbox,
     topics: Topics,
-    samples: list[MetricSample],
+    samples: list[Sample],
     traces: dict[UUID, dict[str, str]],
 ) -> list[db.ChangedSample]:
     """Upsert samples, refresh their rollups and announce each real change (in the caller's
@@ -257,18 +256,35 @@ def announcements(
     for (user, origin), items in groups.items():
         for start in range(0, len(items), MAX_CHANGES_PER_EVENT):
             chunk = items[start : start + MAX_CHANGES_PER_EVENT]
-            changes: list[tuple[ChangeKind, int, MetricSample]] = [
-                (_change_kind(kind, c), c.revision, c.sample) for c in chunk
-            ]
             messages.append(
                 OutboxMessage(
                     topic=topics.metrics_unified,
                     key=str(user).encode(),
-                    payload=metric_changes(user, now, changes),
+                    payload=metric_changes(user, now, kind, chunk),
                     trace_context=traces.get(origin) if origin else None,
                 )
             )
     return messages
+
+
+def metric_changes(
+    user_id: UUID,
+    occurred_at: datetime,
+    kind: Literal["created_or_updated", "deleted"],
+    changed: list[db.ChangedSample],
+) -> dict[str, Any]:
+    """A `MetricChanges` event (metric_batch.v1) as the outbox writes it: the samples stay
+    dataclasses that orjson writes as `MetricSample` JSON, because going through the pydantic
+    models costs more than the write itself (a property test keeps the two identical)."""
+    return {
+        "schema": "metric_batch.v1",
+        "user_id": user_id,
+        "occurred_at": occurred_at,
+        "changes": [
+            {"event": _change_kind(kind, c), "revision": c.revision, "sample": c.sample}
+            for c in changed
+        ],
+    }
 
 
 def _change_kind(

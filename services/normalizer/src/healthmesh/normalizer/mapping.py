@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.ids import sample_id
 from healthmesh.common.units import to_canonical
 from healthmesh.common.vocabulary import metric_def
@@ -37,6 +38,33 @@ class IdentityMismatch(Exception):
     """A mapper filed a source field under a metric it is not (a mapper bug, never data)."""
 
 
+@dataclass(slots=True, kw_only=True)
+class Sample:
+    """One unified sample: the fields of the `MetricSample` contract, in its order.
+
+    A plain slotted dataclass rather than the pydantic contract, because the normalizer makes one
+    per data point (a heart-rate day is 1,440) and building a model costs more than the rest of
+    the mapping. orjson writes it as the contract's JSON (`announcements`, checked by a property
+    test). Treat it as immutable: it is stored and announced as built.
+    """
+
+    id: UUID
+    user_id: UUID
+    metric: str
+    value: float
+    unit: str
+    source: str
+    device: str | None
+    start: datetime
+    end: datetime
+    utc_offset_s: int
+    source_record_id: str
+    quality: float
+    quality_reason: str | None
+    raw_event_id: UUID
+    details: dict[str, JsonValue] | None
+
+
 @dataclass(frozen=True)
 class Rejection:
     where: str
@@ -53,7 +81,7 @@ class Withdrawal:
 
 @dataclass
 class MappingResult:
-    samples: list[MetricSample] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
     records_seen: int = 0
     rejections: list[Rejection] = field(default_factory=list)
     withdrawals: list[Withdrawal] = field(default_factory=list)
@@ -126,7 +154,7 @@ def map_payload(envelope: RawPayloadReceived, registry: dict[str, Mapper]) -> Ma
 
 
 def map_records(
-    records: Iterable[tuple[str, Any]], map_one: Callable[[Any], list[MetricSample]]
+    records: Iterable[tuple[str, Any]], map_one: Callable[[Any], list[Sample]]
 ) -> MappingResult:
     """Map each (where, record) on its own: a `BadRecord` rejects that record with its reason
     and the others go through."""
@@ -187,7 +215,7 @@ def measurement(
     details: dict[str, JsonValue] | None = None,
     quality: float = 1.0,
     quality_reason: str | None = None,
-) -> MetricSample:
+) -> Sample:
     """One unified sample of `envelope`'s user and source, in the metric's canonical unit.
 
     `source_field` names where the value came from (e.g. `score.hrv_rmssd_milli`); `quality`
@@ -203,9 +231,7 @@ def measurement(
     if plausible < quality:
         quality, quality_reason = plausible, implausible_reason
     utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
-    # Every field is checked or built right here, so pydantic's validation is skipped: a heart-rate
-    # day is 1,440 samples and validating each costs as much as the rest of this function.
-    return MetricSample.model_construct(
+    return Sample(
         id=sample_id(
             envelope.user_id, metric, envelope.source, utc_start, utc_end, source_record_id
         ),

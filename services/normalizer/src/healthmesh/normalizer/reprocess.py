@@ -21,12 +21,12 @@ import asyncpg
 import orjson
 
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db
 from healthmesh.normalizer.handlers import remove, store
-from healthmesh.normalizer.mapping import Mapper, map_payload, mappers
+from healthmesh.normalizer.mapping import Mapper, Sample, map_payload, mappers
 from healthmesh.normalizer.settings import Settings
 
 
@@ -57,7 +57,7 @@ async def reprocess(
             return report
         after = (page[-1][0], page[-1][1])
         mapped: list[UUID] = []
-        samples: list[MetricSample] = []
+        samples: list[Sample] = []
         withdrawn: list[tuple[UUID, str, str]] = []
         for _, raw_id, body in page:
             report.events += 1

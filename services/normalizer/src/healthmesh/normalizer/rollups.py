@@ -15,19 +15,19 @@ from uuid import UUID
 
 import asyncpg
 
-from healthmesh.common.events import MetricSample
 from healthmesh.common.vocabulary import metric_def
+from healthmesh.normalizer.mapping import Sample
 
 HOUR = timedelta(hours=1)
 
 
-def local_date(sample: MetricSample) -> date:
+def local_date(sample: Sample) -> date:
     """The sample's local day by its own recorded offset; sleep counts on the day it ends."""
     moment = sample.end if metric_def(sample.metric).day_of == "end" else sample.start
     return (moment + timedelta(seconds=sample.utc_offset_s)).date()
 
 
-def utc_hour(sample: MetricSample) -> datetime | None:
+def utc_hour(sample: Sample) -> datetime | None:
     """The UTC hour an intraday sample starts in; None for samples longer than an hour."""
     if sample.end - sample.start > HOUR:
         return None
@@ -165,7 +165,7 @@ DAILY = Grain("daily_rollups", "day", "date", _DAY_KEYS, _SAMPLE_IN_DAY)
 HOURLY = Grain("hourly_rollups", "hour", "timestamptz", _HOUR_KEYS, _SAMPLE_IN_HOUR)
 
 
-async def refresh(conn: asyncpg.Connection, samples: Iterable[MetricSample]) -> None:
+async def refresh(conn: asyncpg.Connection, samples: Iterable[Sample]) -> None:
     """Recompute the day and hour rollups these (changed or deleted) samples fall in."""
     days: set[tuple[UUID, str, str, date]] = set()
     hours: set[tuple[UUID, str, str, datetime]] = set()

@@ -17,11 +17,12 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.units import UnitError, to_canonical
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
+    Sample,
     UnmappablePayload,
     map_records,
     measurement,
@@ -107,7 +108,7 @@ def _where(item: Any) -> str:
     return f"line {line if line is not None else '?'}"
 
 
-def _map_item(envelope: RawPayloadReceived, item: Any) -> list[MetricSample]:
+def _map_item(envelope: RawPayloadReceived, item: Any) -> list[Sample]:
     if not isinstance(item, dict):
         raise BadRecord("an item must be an object")
     kind = item.get("kind")
@@ -116,7 +117,7 @@ def _map_item(envelope: RawPayloadReceived, item: Any) -> list[MetricSample]:
     if kind == "correlation":
         # Blood pressure (and food) pairs: the members are the values. Real exports repeat them
         # at the top level too (v3 DTD note); same key, same id, so the upsert stores them once.
-        samples: list[MetricSample] = []
+        samples: list[Sample] = []
         for member in _list(item, "records"):
             if not isinstance(member, dict):
                 raise BadRecord("a correlation member must be an object")
@@ -131,7 +132,7 @@ def _map_item(envelope: RawPayloadReceived, item: Any) -> list[MetricSample]:
     raise BadRecord(f"unknown item kind {kind!r}")
 
 
-def _map_record(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[MetricSample]:
+def _map_record(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Sample]:
     type_ = _text(record, "type")
     if type_ == SLEEP_TYPE:
         return _map_sleep(envelope, record)
@@ -169,7 +170,7 @@ def _map_record(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Me
         raise BadRecord(f"{type_}: {exc}") from None
 
 
-def _map_sleep(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[MetricSample]:
+def _map_sleep(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Sample]:
     """One asleep-stage record is a sleep_duration over its own interval. No sleep_session:
     a night is many records, possibly across batches, and the export does not group them."""
     value = _text(record, "value")
@@ -197,7 +198,7 @@ def _map_sleep(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Met
     ]
 
 
-def _map_workout(envelope: RawPayloadReceived, workout: dict[str, Any]) -> MetricSample:
+def _map_workout(envelope: RawPayloadReceived, workout: dict[str, Any]) -> Sample:
     start, end = _time(workout, "startDate"), _time(workout, "endDate")
     if workout.get("duration") is not None:
         duration = _convert(workout, "workout", "duration", "durationUnit")

@@ -27,11 +27,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     Rejection,
+    Sample,
     UnmappablePayload,
     map_records,
     measurement,
@@ -155,7 +156,7 @@ def _biometrics(envelope: RawPayloadReceived, export: Export) -> MappingResult:
     return map_records(export.rows, lambda row: _biometric(envelope, export, row))
 
 
-def _biometric(envelope: RawPayloadReceived, export: Export, row: Any) -> list[MetricSample]:
+def _biometric(envelope: RawPayloadReceived, export: Export, row: Any) -> list[Sample]:
     """`Day,Time,Group,Metric,Unit,Amount`: one reading per row [CM]. A synced reading names
     its origin in the metric ("Weight (Apple Health)") [CM]: that origin is the device."""
     values = cells(row)
@@ -179,7 +180,7 @@ def _biometric(envelope: RawPayloadReceived, export: Export, row: Any) -> list[M
         offset = utc_offset(start)
     quality, reason = export.quality
 
-    def sample(metric: str, value: Decimal, unit: str, field_name: str) -> MetricSample:
+    def sample(metric: str, value: Decimal, unit: str, field_name: str) -> Sample:
         return measurement(
             envelope,
             metric=metric,

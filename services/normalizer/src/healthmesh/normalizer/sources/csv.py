@@ -13,8 +13,14 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from healthmesh.common.events import CsvMapping, MetricSample, RawPayloadReceived
-from healthmesh.normalizer.mapping import MappingResult, Rejection, UnmappablePayload, measurement
+from healthmesh.common.events import CsvMapping, RawPayloadReceived
+from healthmesh.normalizer.mapping import (
+    MappingResult,
+    Rejection,
+    Sample,
+    UnmappablePayload,
+    measurement,
+)
 
 _TIME_DIRECTIVES = ("%H", "%I", "%M", "%S", "%p", "%z", "%c", "%X", "%f")
 
@@ -46,7 +52,7 @@ def map_rows(envelope: RawPayloadReceived) -> MappingResult:
 
 def _map_row(
     envelope: RawPayloadReceived, mapping: CsvMapping, zone: tzinfo, row: Any
-) -> list[MetricSample]:
+) -> list[Sample]:
     if not isinstance(row, dict) or not isinstance(row.get("values"), dict):
         raise _BadRow("malformed row")
     values: dict[str, Any] = row["values"]

@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.units import UnitError, check_unit, to_canonical
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     Rejection,
+    Sample,
     UnmappablePayload,
     measurement,
 )
@@ -287,7 +288,7 @@ def day_samples(
     short: set[date],
     *,
     meals: bool,
-) -> list[MetricSample]:
+) -> list[Sample]:
     """One sample per (day, metric): the local day, source_record_id "" (the day is the key,
     so any file giving that day's total upserts the same sample). A day with a rejected row
     may be short: flagged."""
@@ -343,7 +344,7 @@ def workout(
     energy_kcal: Decimal | None,
     occurrence: int,
     source_field: str,
-) -> MetricSample:
+) -> Sample:
     """A diary exercise as a `workout`: from its time (or, without one, the start of its day,
     flagged) for its minutes. The diary has no id: the n-th `sport` of a day is its record id
     (stable across re-exports of the same day, unlike a line number)."""

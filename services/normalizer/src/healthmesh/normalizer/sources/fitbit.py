@@ -29,11 +29,12 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.units import to_canonical
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
+    Sample,
     UnmappablePayload,
     local_day,
     map_records,
@@ -213,7 +214,7 @@ def _sample(
     unit: str,
     source_field: str,
     details: dict[str, JsonValue] | None = None,
-) -> MetricSample:
+) -> Sample:
     known = when.offset_s is not None
     return measurement(
         envelope,
@@ -232,10 +233,10 @@ def _sample(
     )
 
 
-PointMapper = Callable[[RawPayloadReceived, dict[str, Any]], list[MetricSample]]
+PointMapper = Callable[[RawPayloadReceived, dict[str, Any]], list[Sample]]
 
 
-def _steps(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _steps(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     steps = _member(point, "steps")
     return [
         _sample(
@@ -250,7 +251,7 @@ def _steps(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSa
     ]
 
 
-def _distance(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _distance(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     distance = _member(point, "distance")
     return [
         _sample(
@@ -270,7 +271,7 @@ ACTIVE_LEVELS = frozenset(("MODERATE", "VIGOROUS"))
 exercise minutes); LIGHT minutes are left out, or every slow stroll would count."""
 
 
-def _active_minutes(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _active_minutes(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     member = _member(point, "activeMinutes")
     levels = member.get("activeMinutesByActivityLevel")
     if not isinstance(levels, list):
@@ -295,7 +296,7 @@ def _active_minutes(envelope: RawPayloadReceived, point: dict[str, Any]) -> list
     ]
 
 
-def _active_zone_minutes(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _active_zone_minutes(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     # Active Zone Minutes are credits, not minutes: 1 per fat-burn minute, 2 per cardio/peak
     # minute [DISC ActiveZoneMinutes]. No vocabulary metric is that; active_minutes comes from
     # `active-minutes`, and filing AZM there too would double count it.
@@ -303,7 +304,7 @@ def _active_zone_minutes(envelope: RawPayloadReceived, point: dict[str, Any]) ->
     return []
 
 
-def _heart_rate(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _heart_rate(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     heart = _member(point, "heartRate")
     return [
         _sample(
@@ -318,7 +319,7 @@ def _heart_rate(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Met
     ]
 
 
-def _exercise(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _exercise(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     exercise = _member(point, "exercise")
     when = _interval(exercise, "exercise")
     # activeDuration is the time excluding pauses [DISC Exercise], what the app shows as the
@@ -369,7 +370,7 @@ STAGE_DETAILS = {"DEEP": "deep_s", "LIGHT": "light_s", "REM": "rem_s"}
 """STAGES sleep's stage types; CLASSIC sleep has ASLEEP/RESTLESS/AWAKE only [DISC SleepStage]."""
 
 
-def _sleep(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _sleep(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     sleep = _member(point, "sleep")
     when = _interval(sleep, "sleep", offset_at_end=True)
     # summary is output only, computed once the algorithms have run: without minutesAsleep the
@@ -422,7 +423,7 @@ def _sleep(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSa
     ]
 
 
-def _weight(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _weight(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     weight = _member(point, "weight")
     return [
         _sample(
@@ -437,7 +438,7 @@ def _weight(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricS
     ]
 
 
-def _body_fat(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _body_fat(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     fat = _member(point, "bodyFat")
     return [
         _sample(
@@ -452,7 +453,7 @@ def _body_fat(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Metri
     ]
 
 
-def _resting_heart_rate(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _resting_heart_rate(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     resting = _member(point, "dailyRestingHeartRate")
     return [
         _sample(
@@ -467,7 +468,7 @@ def _resting_heart_rate(envelope: RawPayloadReceived, point: dict[str, Any]) -> 
     ]
 
 
-def _daily_hrv(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _daily_hrv(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     hrv = _member(point, "dailyHeartRateVariability")
     when = _civil_day(hrv, "dailyHeartRateVariability")
     # averageHeartRateVariabilityMilliseconds is "calculated using the root mean square of
@@ -493,7 +494,7 @@ def _daily_hrv(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Metr
     ]
 
 
-def _daily_spo2(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[MetricSample]:
+def _daily_spo2(envelope: RawPayloadReceived, point: dict[str, Any]) -> list[Sample]:
     spo2 = _member(point, "dailyOxygenSaturation")
     return [
         _sample(
@@ -520,7 +521,7 @@ def _rollup_day(row: dict[str, Any]) -> _When:
     return _When(start, end, None)
 
 
-def _counted_intraday(envelope: RawPayloadReceived, row: dict[str, Any]) -> list[MetricSample]:
+def _counted_intraday(envelope: RawPayloadReceived, row: dict[str, Any]) -> list[Sample]:
     # steps and distance rollups are the same steps and metres as the minute intervals of the
     # `steps` / `distance` series, which are mapped: emitting the day's rollup as well would
     # double the day. Whether a day has intervals cannot be told from one row, so rollups of
@@ -530,7 +531,7 @@ def _counted_intraday(envelope: RawPayloadReceived, row: dict[str, Any]) -> list
     return []
 
 
-def _total_calories(envelope: RawPayloadReceived, row: dict[str, Any]) -> list[MetricSample]:
+def _total_calories(envelope: RawPayloadReceived, row: dict[str, Any]) -> list[Sample]:
     # total-calories exists only as a rollup (no list) [DISC]: nothing else carries it.
     calories = _object(row.get("totalCalories") or {}, "totalCalories")
     kcal = _optional_number(calories, "kcalSum", "totalCalories")

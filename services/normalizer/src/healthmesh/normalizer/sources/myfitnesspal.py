@@ -22,11 +22,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     Rejection,
+    Sample,
     UnmappablePayload,
     map_records,
     measurement,
@@ -150,7 +151,7 @@ def _measurement(envelope: RawPayloadReceived, export: Export) -> MappingResult:
     return map_records(export.rows, lambda row: _measurement_row(envelope, export, row))
 
 
-def _measurement_row(envelope: RawPayloadReceived, export: Export, row: Any) -> list[MetricSample]:
+def _measurement_row(envelope: RawPayloadReceived, export: Export, row: Any) -> list[Sample]:
     """`Date,Weight[,...]`: a date without a time, so each value covers its local day [MFP]."""
     values = cells(row)
     day = read_day(values, _DATE)

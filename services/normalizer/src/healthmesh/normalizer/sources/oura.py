@@ -39,11 +39,12 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.units import to_canonical
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
+    Sample,
     UnmappablePayload,
     local_day,
     map_records,
@@ -94,7 +95,7 @@ def _map_heartrate(envelope: RawPayloadReceived) -> MappingResult:
 # --- resources -----------------------------------------------------------------------------------
 
 
-def _daily_activity(envelope: RawPayloadReceived, doc: Document) -> list[MetricSample]:
+def _daily_activity(envelope: RawPayloadReceived, doc: Document) -> list[Sample]:
     record_id = _text(doc, "id")
     # `timestamp` is the day's 04:00 start with the user's offset [SPEC PublicDailyActivity].
     offset = offset_seconds(_moment(doc, "timestamp"))
@@ -129,7 +130,7 @@ def _daily_activity(envelope: RawPayloadReceived, doc: Document) -> list[MetricS
     ]
 
 
-def _daily_readiness(envelope: RawPayloadReceived, doc: Document) -> list[MetricSample]:
+def _daily_readiness(envelope: RawPayloadReceived, doc: Document) -> list[Sample]:
     record_id, day = _text(doc, "id"), _day(doc)
     score = _number(doc, "score")
     if score is None:  # not scored (yet): Oura computes it once the app has synced
@@ -137,7 +138,7 @@ def _daily_readiness(envelope: RawPayloadReceived, doc: Document) -> list[Metric
     return [_daily(envelope, doc, day, "readiness", score, "score", "score", record_id)]
 
 
-def _daily_spo2(envelope: RawPayloadReceived, doc: Document) -> list[MetricSample]:
+def _daily_spo2(envelope: RawPayloadReceived, doc: Document) -> list[Sample]:
     record_id, day = _text(doc, "id"), _day(doc)
     aggregates = doc.get("spo2_percentage")
     if aggregates is None:  # nullable: no SpO2 measured that night [SPEC PublicDailySpO2]
@@ -152,12 +153,12 @@ def _daily_spo2(envelope: RawPayloadReceived, doc: Document) -> list[MetricSampl
     return [_daily(envelope, doc, day, "spo2", average, "%", field, record_id)]
 
 
-def _daily_sleep(envelope: RawPayloadReceived, doc: Document) -> list[MetricSample]:
+def _daily_sleep(envelope: RawPayloadReceived, doc: Document) -> list[Sample]:
     """Only a score and its contributors, none of them a vocabulary metric."""
     return []
 
 
-def _sleep(envelope: RawPayloadReceived, doc: Document) -> list[MetricSample]:
+def _sleep(envelope: RawPayloadReceived, doc: Document) -> list[Sample]:
     record_id = _text(doc, "id")
     start, end = _moment(doc, "bedtime_start"), _moment(doc, "bedtime_end")
     kind = doc.get("type")
@@ -170,7 +171,7 @@ def _sleep(envelope: RawPayloadReceived, doc: Document) -> list[MetricSample]:
 
     def sample(
         metric: str, value: float, unit: str, field: str, details: dict[str, JsonValue] | None
-    ) -> MetricSample:
+    ) -> Sample:
         return measurement(
             envelope,
             metric=metric,
@@ -224,7 +225,7 @@ def _sleep_details(doc: Document) -> dict[str, JsonValue]:
     return details
 
 
-def _workout(envelope: RawPayloadReceived, doc: Document) -> list[MetricSample]:
+def _workout(envelope: RawPayloadReceived, doc: Document) -> list[Sample]:
     record_id = _text(doc, "id")
     start, end = _moment(doc, "start_datetime"), _moment(doc, "end_datetime")
     details: dict[str, JsonValue] = {"sport": _snake_case(_text(doc, "activity"))}
@@ -250,7 +251,7 @@ def _workout(envelope: RawPayloadReceived, doc: Document) -> list[MetricSample]:
     ]
 
 
-def _heart_rate(envelope: RawPayloadReceived, row: Any) -> list[MetricSample]:
+def _heart_rate(envelope: RawPayloadReceived, row: Any) -> list[Sample]:
     """Every row whatever its `source` (awake/rest/sleep/session/live/workout): each is a heart
     rate at that instant, and no other Oura resource we map carries them."""
     if not isinstance(row, dict):
@@ -276,7 +277,7 @@ def _heart_rate(envelope: RawPayloadReceived, row: Any) -> list[MetricSample]:
     ]
 
 
-_DOCUMENTS: dict[str, Callable[[RawPayloadReceived, Document], list[MetricSample]]] = {
+_DOCUMENTS: dict[str, Callable[[RawPayloadReceived, Document], list[Sample]]] = {
     "daily_activity": _daily_activity,
     "daily_readiness": _daily_readiness,
     "daily_spo2": _daily_spo2,
@@ -298,7 +299,7 @@ def _daily(
     unit: str,
     field: str,
     record_id: str,
-) -> MetricSample:
+) -> Sample:
     """A day-document value filed on its local day. daily_readiness writes `timestamp` as UTC
     midnight (recorded +00:00 for a +01:00 user) and daily_spo2 has none: only a non-zero offset
     is taken as the user's, else the offset is unknown."""

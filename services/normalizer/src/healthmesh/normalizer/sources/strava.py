@@ -30,11 +30,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.units import to_canonical
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
+    Sample,
     UnmappablePayload,
     map_records,
     measurement,
@@ -68,7 +69,7 @@ _RESOURCES: dict[str, Callable[[RawPayloadReceived], MappingResult]] = {
 }
 
 
-def _workout(envelope: RawPayloadReceived, activity: dict[str, Any]) -> MetricSample:
+def _workout(envelope: RawPayloadReceived, activity: dict[str, Any]) -> Sample:
     ident = activity.get("id")
     if not isinstance(ident, int) or isinstance(ident, bool):
         raise BadRecord(f"id: expected an integer, got {ident!r:.40}")

@@ -32,11 +32,12 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.units import to_canonical
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
+    Sample,
     UnmappablePayload,
     map_records,
     measurement,
@@ -50,7 +51,7 @@ _NO_OFFSET = "local offset unknown"
 _CALIBRATING = "WHOOP still calibrating the recovery score (user_calibrating); " + _NO_OFFSET
 
 Record = dict[str, Any]
-RecordMapper = Callable[[RawPayloadReceived, Record], list[MetricSample]]
+RecordMapper = Callable[[RawPayloadReceived, Record], list[Sample]]
 
 
 def map_payload(envelope: RawPayloadReceived) -> MappingResult:
@@ -71,7 +72,7 @@ def map_payload(envelope: RawPayloadReceived) -> MappingResult:
 # --- resources -----------------------------------------------------------------------------------
 
 
-def _cycle(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
+def _cycle(envelope: RawPayloadReceived, record: Record) -> list[Sample]:
     """Day strain, energy and mean heart rate over the physiological cycle."""
     cycle_id = _id(record, "id")
     start, offset = _time(record, "start"), _offset(record)
@@ -82,7 +83,7 @@ def _cycle(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
     if score is None:
         return []
 
-    def sample(metric: str, field: str, unit: str) -> MetricSample:
+    def sample(metric: str, field: str, unit: str) -> Sample:
         return measurement(
             envelope,
             metric=metric,
@@ -104,7 +105,7 @@ def _cycle(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
     ]
 
 
-def _recovery(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
+def _recovery(envelope: RawPayloadReceived, record: Record) -> list[Sample]:
     """Recovery score, resting HR, HRV (RMSSD), SpO2 and skin temperature of one night."""
     sleep_id = _id(record, "sleep_id")  # no id of its own; recovery.deleted names the sleep
     at = _time(record, "created_at")  # no start/end of its own; updated_at moves, created_at not
@@ -113,7 +114,7 @@ def _recovery(envelope: RawPayloadReceived, record: Record) -> list[MetricSample
         return []
     calibrating = score.get("user_calibrating") is True
 
-    def sample(metric: str, field: str, unit: str, value: float) -> MetricSample:
+    def sample(metric: str, field: str, unit: str, value: float) -> Sample:
         doubtful = calibrating and metric == "recovery"  # the score, not the measurements
         return measurement(
             envelope,
@@ -149,7 +150,7 @@ def _recovery(envelope: RawPayloadReceived, record: Record) -> list[MetricSample
     return samples
 
 
-def _sleep(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
+def _sleep(envelope: RawPayloadReceived, record: Record) -> list[Sample]:
     """A sleep or nap: session + duration (seconds asleep) and its respiratory rate."""
     sleep_id = _id(record, "id")
     start, end, offset = _time(record, "start"), _time(record, "end"), _offset(record)
@@ -184,7 +185,7 @@ def _sleep(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
     # Asleep = light + slow wave + REM; awake and "no data" time are in bed but not asleep.
     asleep_ms = light + deep + rem
 
-    def sample(metric: str, value: float, unit: str, field: str) -> MetricSample:
+    def sample(metric: str, value: float, unit: str, field: str) -> Sample:
         return measurement(
             envelope,
             metric=metric,
@@ -209,7 +210,7 @@ def _sleep(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
     return samples
 
 
-def _workout(envelope: RawPayloadReceived, record: Record) -> list[MetricSample]:
+def _workout(envelope: RawPayloadReceived, record: Record) -> list[Sample]:
     """One workout sample; energy, distance and heart rate go into its details only."""
     workout_id = _id(record, "id")
     start, end, offset = _time(record, "start"), _time(record, "end"), _offset(record)

@@ -40,11 +40,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import JsonValue
 
-from healthmesh.common.events import MetricSample, RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.units import to_canonical
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
+    Sample,
     UnmappablePayload,
     local_day,
     map_records,
@@ -184,7 +185,7 @@ def _map_measures(envelope: RawPayloadReceived, payload: Record) -> MappingResul
     )
 
 
-def _measure_group(envelope: RawPayloadReceived, group: Any, page_zone: Any) -> list[MetricSample]:
+def _measure_group(envelope: RawPayloadReceived, group: Any, page_zone: Any) -> list[Sample]:
     """One measure group: one sample per mapped measure, all at the group's instant."""
     if not isinstance(group, dict):
         raise BadRecord("not an object")
@@ -261,7 +262,7 @@ def _map_activity(envelope: RawPayloadReceived, payload: Record) -> MappingResul
     )
 
 
-def _activity_day(envelope: RawPayloadReceived, day: Record) -> list[MetricSample]:
+def _activity_day(envelope: RawPayloadReceived, day: Record) -> list[Sample]:
     """A day's totals, each over that local day (its own `timezone`, so DST days are 23/25 h)."""
     raw = day.get("date")
     try:
@@ -316,7 +317,7 @@ def _map_workouts(envelope: RawPayloadReceived, payload: Record) -> MappingResul
     )
 
 
-def _workout(envelope: RawPayloadReceived, row: Record) -> list[MetricSample]:
+def _workout(envelope: RawPayloadReceived, row: Record) -> list[Sample]:
     """One `workout` sample: elapsed seconds, with the sport and the stats Withings gives."""
     start, end = _epoch(row, "startdate"), _epoch(row, "enddate")
     category = row.get("category")
@@ -388,7 +389,7 @@ def _map_sleep(envelope: RawPayloadReceived, payload: Record) -> MappingResult:
     )
 
 
-def _sleep(envelope: RawPayloadReceived, night: Record) -> list[MetricSample]:
+def _sleep(envelope: RawPayloadReceived, night: Record) -> list[Sample]:
     """A night: `sleep_session` (+ `sleep_duration`) over in bed → out of bed, and its average
     breathing rate and core temperature. Its average heart rate is not a sample: the day's
     activity `hr_average` already covers those hours (no double counting within a source)."""
@@ -407,7 +408,7 @@ def _sleep(envelope: RawPayloadReceived, night: Record) -> list[MetricSample]:
 
     def sample(
         metric: str, value: float, unit: str, field: str, details: dict[str, JsonValue] | None
-    ) -> MetricSample:
+    ) -> Sample:
         return measurement(
             envelope,
             metric=metric,
