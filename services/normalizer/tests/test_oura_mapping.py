@@ -340,6 +340,12 @@ def test_a_malformed_document_is_rejected_with_where_and_why() -> None:
     }
     [rejection] = map_payload(envelope("workout", swapped)).rejections
     assert "ends before it starts" in rejection.reason
+    no_such_zone = documents("workout.list.trimmed.json")[0] | {
+        "start_datetime": "2024-10-09T09:07:00+19:00",
+        "end_datetime": "2024-10-09T09:18:00+19:00",
+    }
+    [rejection] = map_payload(envelope("workout", no_such_zone)).rejections
+    assert "UTC offset 68400 s is beyond ±18 h" in rejection.reason
 
 
 def test_an_unknown_resource_or_an_unreadable_payload_is_unmappable() -> None:

@@ -210,6 +210,42 @@ async def test_rollups_use_each_samples_local_day_and_leave_out_implausible_valu
     assert flagged.startswith("implausible")
 
 
+async def test_a_days_rollup_finds_samples_at_the_farthest_offsets_and_keeps_the_last(
+    pool: asyncpg.Pool,
+) -> None:
+    """The rollups read a local day's samples within 18 hours of it: a weigh-in at the first
+    minute of Mar 5 at +18:00 and one at its last minute at -18:00 are both that day's, the
+    later one (in time) is its last value, with its offset."""
+
+    def weigh_in(at: str, kg: float, offset: int) -> dict[str, Any]:
+        return {"metric": "body_mass", "value": kg, "unit": "kg", "start": at, "end": at,
+                "offset": offset}  # fmt: skip
+
+    user = uuid.uuid4()
+    await handler(pool).handle(
+        [
+            message(
+                user,
+                [
+                    weigh_in("2024-03-05T23:59:00-18:00", 81.5, -64800),
+                    weigh_in("2024-03-05T00:00:00+18:00", 80.0, 64800),
+                    weigh_in("2024-03-05T12:00:00+00:00", 80.5, 0),
+                    weigh_in("2024-03-04T23:59:00+00:00", 79.0, 0),  # the day before
+                ],
+            )
+        ]
+    )
+    rows = await pool.fetch(
+        """SELECT day::text, samples, minimum, maximum, last_value, utc_offset_s, devices
+           FROM normalizer.daily_rollups WHERE user_id = $1 ORDER BY day""",
+        user,
+    )
+    assert [tuple(r) for r in rows] == [
+        ("2024-03-04", 1, 79.0, 79.0, 79.0, 0, 1),
+        ("2024-03-05", 3, 80.0, 81.5, 81.5, -64800, 1),
+    ]
+
+
 async def test_a_batch_applied_twice_changes_nothing_the_second_time(pool: asyncpg.Pool) -> None:
     user = uuid.uuid4()
     batch = [

@@ -200,6 +200,11 @@ def check_identity(metric: str, source_field: str) -> None:
             raise IdentityMismatch(f"source field {source_field!r} is {other}, not {metric}")
 
 
+MAX_UTC_OFFSET_S = 18 * 3600
+"""No real UTC offset is larger (ISO 8601 allows ±18 h); the database refuses larger ones, and
+the rollups read a local day's samples within that distance of the day."""
+
+
 def measurement(
     envelope: RawPayloadReceived,
     *,
@@ -225,6 +230,8 @@ def measurement(
         raise BadRecord(f"{source_field}: time without a UTC offset")
     if end < start:
         raise BadRecord(f"{source_field}: ends before it starts ({start} > {end})")
+    if not -MAX_UTC_OFFSET_S <= utc_offset_s <= MAX_UTC_OFFSET_S:
+        raise BadRecord(f"{source_field}: UTC offset {utc_offset_s} s is beyond ±18 h")
     check_identity(metric, source_field)
     canonical = to_canonical(metric, value, unit)
     plausible, implausible_reason = assess(metric, canonical)

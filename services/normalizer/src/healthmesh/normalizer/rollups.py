@@ -11,6 +11,7 @@ device's only for the part of its interval no higher-priority device covered.
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cache
 from uuid import UUID
 
 import asyncpg
@@ -23,8 +24,18 @@ HOUR = timedelta(hours=1)
 
 def local_date(sample: Sample) -> date:
     """The sample's local day by its own recorded offset; sleep counts on the day it ends."""
-    moment = sample.end if metric_def(sample.metric).day_of == "end" else sample.start
-    return (moment + timedelta(seconds=sample.utc_offset_s)).date()
+    moment = sample.end if _by_end(sample.metric) else sample.start
+    return (moment + _offset(sample.utc_offset_s)).date()
+
+
+@cache
+def _by_end(metric: str) -> bool:
+    return metric_def(metric).day_of == "end"
+
+
+@cache
+def _offset(seconds: int) -> timedelta:
+    return timedelta(seconds=seconds)
 
 
 def utc_hour(sample: Sample) -> datetime | None:
@@ -92,9 +103,12 @@ def _merged(intervals: list[tuple[datetime, datetime]]) -> list[tuple[datetime, 
 
 # --- SQL -----------------------------------------------------------------------------------------
 
+# A local day's samples start (or, for sleep, end) within 18 hours of it (MAX_UTC_OFFSET_S);
+# a session counted by its end may have started up to two days earlier.
 _SAMPLE_IN_DAY = """s.user_id = k.user_id AND s.metric = k.metric AND s.source = k.source
-    AND s.start_at >= (k.day - 2)::timestamp AT TIME ZONE 'UTC'
-    AND s.start_at < (k.day + 2)::timestamp AT TIME ZONE 'UTC'
+    AND s.start_at >= k.day::timestamp AT TIME ZONE 'UTC'
+        - CASE WHEN k.by_end THEN interval '2 days' ELSE interval '18 hours' END
+    AND s.start_at < k.day::timestamp AT TIME ZONE 'UTC' + interval '42 hours'
     AND s.quality > 0
     AND ((CASE WHEN k.by_end THEN s.end_at ELSE s.start_at END) AT TIME ZONE 'UTC'
          + make_interval(secs => s.utc_offset_s))::date = k.day"""
@@ -121,6 +135,7 @@ class Grain:
     key: str
     key_type: str
     keys: str
+    key_columns: str
     match: str
 
     @property
@@ -131,17 +146,28 @@ class Grain:
 
     @property
     def insert(self) -> str:
-        return f"""INSERT INTO normalizer.{self.table} (user_id, metric, source, {self.key},
+        # The last value is looked up (the latest sample, through the index) and devices are
+        # counted only where they differ: ordered and DISTINCT aggregates sort each group's
+        # samples, which made a day of minute-level data cost three times as much.
+        return f"""WITH grouped AS (
+                SELECT {self.key_columns}, count(*) AS samples, sum(s.value) AS total,
+                       min(s.value) AS minimum, max(s.value) AS maximum,
+                       max(s.start_at) AS last_at,
+                       min(coalesce(s.device, '')) <> max(coalesce(s.device, '')) AS several
+                FROM {self.keys} JOIN normalizer.samples AS s ON {self.match}
+                GROUP BY {self.key_columns})
+            INSERT INTO normalizer.{self.table} (user_id, metric, source, {self.key},
                 samples, total, raw_total, minimum, maximum, last_value, last_at, utc_offset_s,
                 devices)
-            SELECT k.user_id, k.metric, k.source, k.{self.key}, count(*), sum(s.value),
-                   sum(s.value), min(s.value), max(s.value),
-                   (array_agg(s.value ORDER BY s.start_at DESC, s.end_at DESC))[1],
-                   max(s.start_at),
-                   (array_agg(s.utc_offset_s ORDER BY s.start_at DESC, s.end_at DESC))[1],
-                   count(DISTINCT coalesce(s.device, ''))
-            FROM {self.keys} JOIN normalizer.samples AS s ON {self.match}
-            GROUP BY k.user_id, k.metric, k.source, k.{self.key}
+            SELECT k.user_id, k.metric, k.source, k.{self.key}, k.samples, k.total, k.total,
+                   k.minimum, k.maximum, last.value, k.last_at, last.utc_offset_s,
+                   CASE WHEN k.several THEN (
+                       SELECT count(DISTINCT coalesce(s.device, ''))
+                       FROM normalizer.samples AS s WHERE {self.match}) ELSE 1 END
+            FROM grouped AS k CROSS JOIN LATERAL (
+                SELECT s.value, s.utc_offset_s FROM normalizer.samples AS s
+                WHERE {self.match} AND s.start_at = k.last_at
+                ORDER BY s.end_at DESC LIMIT 1) AS last
             RETURNING user_id, metric, source, {self.key}, devices"""
 
     @property
@@ -161,8 +187,22 @@ class Grain:
               AND r.{self.key} = t.key"""
 
 
-DAILY = Grain("daily_rollups", "day", "date", _DAY_KEYS, _SAMPLE_IN_DAY)
-HOURLY = Grain("hourly_rollups", "hour", "timestamptz", _HOUR_KEYS, _SAMPLE_IN_HOUR)
+DAILY = Grain(
+    "daily_rollups",
+    "day",
+    "date",
+    _DAY_KEYS,
+    "k.user_id, k.metric, k.source, k.day, k.by_end",
+    _SAMPLE_IN_DAY,
+)
+HOURLY = Grain(
+    "hourly_rollups",
+    "hour",
+    "timestamptz",
+    _HOUR_KEYS,
+    "k.user_id, k.metric, k.source, k.hour",
+    _SAMPLE_IN_HOUR,
+)
 
 
 async def refresh(conn: asyncpg.Connection, samples: Iterable[Sample]) -> None:
@@ -178,10 +218,6 @@ async def refresh(conn: asyncpg.Connection, samples: Iterable[Sample]) -> None:
         await _recompute(conn, DAILY, [(*key, _by_end(key[1])) for key in sorted(days)])
     if hours:
         await _recompute(conn, HOURLY, sorted(hours))
-
-
-def _by_end(metric: str) -> bool:
-    return metric_def(metric).day_of == "end"
 
 
 async def _recompute(
