@@ -18,7 +18,14 @@ from healthmesh.common.outbox import Outbox
 from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db
 from healthmesh.normalizer.handlers import RawHandler, RawMessage, remove
-from healthmesh.normalizer.mapping import Mapper, MappingResult, Withdrawal, measurement
+from healthmesh.normalizer.mapping import (
+    RECORD_ID_SOURCES,
+    Mapper,
+    MappingResult,
+    Sample,
+    Withdrawal,
+    measurement,
+)
 from healthmesh.normalizer.reprocess import reprocess
 from healthmesh.normalizer.sources import csv
 
@@ -243,6 +250,48 @@ async def test_a_days_rollup_finds_samples_at_the_farthest_offsets_and_keeps_the
     assert [tuple(r) for r in rows] == [
         ("2024-03-04", 1, 79.0, 79.0, 79.0, 0, 1),
         ("2024-03-05", 3, 80.0, 81.5, 81.5, -64800, 1),
+    ]
+
+
+async def test_new_keys_are_copied_straight_in_and_stored_ones_are_upserted(
+    pool: asyncpg.Pool,
+) -> None:
+    user = uuid.uuid4()
+    envelope = RawPayloadReceived(
+        id=uuid.uuid4(), user_id=user, source="oura", resource="heartrate",
+        fetched_at=datetime.now(UTC), payload={},
+    )  # fmt: skip
+
+    def beat(minute: int, bpm: float, record: str = "") -> Sample:
+        at = datetime(2024, 3, 1, 8, minute, tzinfo=UTC)
+        return measurement(
+            envelope, metric="heart_rate", value=bpm, unit="bpm", start=at, end=at,
+            utc_offset_s=0, source_field="bpm", source_record_id=record,
+        )  # fmt: skip
+
+    first = [beat(0, 60), beat(1, 61)]
+    async with pool.acquire() as conn, conn.transaction():
+        changed, _ = await db.upsert_samples(conn, first, RECORD_ID_SOURCES)
+    assert [(c.sample.value, c.revision, c.created) for c in changed] == [
+        (60, 1, True),
+        (61, 1, True),
+    ]
+    later = [beat(1, 62), beat(2, 63), beat(3, 64, record="doc-1")]
+    async with pool.acquire() as conn, conn.transaction():
+        new, staged = await db.split_by_existence(conn, later, RECORD_ID_SOURCES)
+        # Minute 1 is stored; a provider record may supersede another key, so it is staged.
+        assert [s.value for s in new] == [63]
+        assert sorted(s.value for s in staged) == [62, 64]
+        # A writer that stored a key after the check: the COPY is undone, nothing else.
+        assert await db.insert_new(conn, [beat(2, 63), beat(0, 60)]) is None
+        assert await conn.fetchval(
+            "SELECT count(*) FROM normalizer.samples WHERE user_id = $1", user
+        ) == 2  # fmt: skip
+        changed, _ = await db.upsert_samples(conn, later, RECORD_ID_SOURCES)
+    assert sorted((c.sample.value, c.revision, c.created) for c in changed) == [
+        (62, 2, False),
+        (63, 1, True),
+        (64, 1, True),
     ]
 
 

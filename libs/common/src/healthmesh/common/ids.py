@@ -39,22 +39,21 @@ def sample_id(
 ) -> uuid.UUID:
     """Id of a unified sample, derived from its natural key: `uuid5(HEALTHMESH_NAMESPACE, key)`
     computed inline (the normalizer derives one per sample, a minute-level day has 1,440)."""
-    utc_start = start.astimezone(UTC).isoformat()
-    utc_end = utc_start if end == start else end.astimezone(UTC).isoformat()
-    key = orjson.dumps(
-        ("sample", _text(user_id), metric, source, utc_start, utc_end, source_record_id)
-    )
-    digest = hashlib.sha1(_NAMESPACE_BYTES + key, usedforsecurity=False).digest()
+    # The key is a JSON array whose first parts are the same for a whole series of samples;
+    # orjson writes an aware datetime exactly as isoformat() does, several times faster.
+    hasher = _hashed_key_start(user_id, metric, source).copy()
+    hasher.update(orjson.dumps((start.astimezone(UTC), end.astimezone(UTC), source_record_id))[1:])
     # What uuid.UUID(bytes=digest[:16], version=5) computes, without its argument checks.
-    value = int.from_bytes(digest[:16]) & _VARIANT_VERSION_MASK | _RFC4122_VERSION_5
+    value = int.from_bytes(hasher.digest()[:16]) & _VARIANT_VERSION_MASK | _RFC4122_VERSION_5
     return uuid.UUID(int=value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _hashed_key_start(user_id: uuid.UUID, metric: str, source: str) -> "hashlib._Hash":
+    """SHA-1 fed with the namespace and `["sample","<user>","<metric>","<source>",`."""
+    start = orjson.dumps(("sample", str(user_id), metric, source))[:-1] + b","
+    return hashlib.sha1(_NAMESPACE_BYTES + start, usedforsecurity=False)
 
 
 _VARIANT_VERSION_MASK = ~((0xC000 << 48) | (0xF000 << 64))
 _RFC4122_VERSION_5 = (0x8000 << 48) | (5 << 76)
-
-
-@functools.lru_cache(maxsize=4096)
-def _text(user_id: uuid.UUID) -> str:
-    """A user's id as text, once per user rather than once per sample."""
-    return str(user_id)

@@ -98,7 +98,11 @@ async def upsert_samples(
 ) -> tuple[list[ChangedSample], list[ChangedSample]]:
     """Upsert inside the caller's transaction; return the samples that really changed, and
     those they superseded: for sources in `record_id_sources` a record id names one record, so
-    an older sample of the same record with other times (an edited bedtime) is withdrawn."""
+    an older sample of the same record with other times (an edited bedtime) is withdrawn.
+
+    Samples whose natural key is not stored yet (most of them: new days) are COPY'd straight
+    into the table, which costs half of staging them and upserting; the rest are staged and
+    upserted on the natural key. Either way a replay changes nothing."""
     if not samples:
         return [], []
     unique: dict[object, Sample] = {}  # one key once per statement; the last one wins
@@ -106,18 +110,88 @@ async def upsert_samples(
         per_record = sample.source in record_id_sources and sample.source_record_id
         key = (sample.user_id, sample.source, sample.metric, sample.source_record_id)
         unique[key if per_record else sample.id] = sample
-    unique_by_id = {sample.id: sample for sample in unique.values()}
+    new, staged = await split_by_existence(conn, list(unique.values()), record_id_sources)
+    created = await insert_new(conn, new)
+    if created is None:  # a concurrent writer stored some of these keys meanwhile
+        created, staged = [], staged + new
+    changed, superseded = await _upsert_staged(conn, staged, record_id_sources)
+    return created + changed, superseded
+
+
+_STORED_KEYS = """SELECT s.user_id, s.metric, s.source, s.start_at, s.end_at, s.source_record_id
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+     AS g(user_id, metric, source, first, last)
+JOIN normalizer.samples AS s ON s.user_id = g.user_id AND s.metric = g.metric
+     AND s.source = g.source AND s.start_at BETWEEN g.first AND g.last"""
+
+
+async def split_by_existence(
+    conn: asyncpg.Connection, samples: list[Sample], record_id_sources: frozenset[str]
+) -> tuple[list[Sample], list[Sample]]:
+    """(samples whose natural key is not stored, the rest). A provider record's sample always
+    goes the staged way: it may supersede a stored sample of that record under another key."""
+    candidates: list[Sample] = []
+    staged: list[Sample] = []
+    spans: dict[tuple[UUID, str, str], tuple[datetime, datetime]] = {}
+    for s in samples:
+        if s.source_record_id and s.source in record_id_sources:
+            staged.append(s)
+            continue
+        candidates.append(s)
+        series = (s.user_id, s.metric, s.source)
+        first, last = spans.get(series, (s.start, s.start))
+        spans[series] = (min(first, s.start), max(last, s.start))
+    if not candidates:
+        return [], staged
+    users, metrics, sources = (list(column) for column in zip(*spans, strict=True))
+    firsts, lasts = (list(column) for column in zip(*spans.values(), strict=True))
+    stored = {
+        tuple(r) for r in await conn.fetch(_STORED_KEYS, users, metrics, sources, firsts, lasts)
+    }
+    if not stored:
+        return candidates, staged
+    new = []
+    for s in candidates:
+        key = (s.user_id, s.metric, s.source, s.start, s.end, s.source_record_id)
+        (staged if key in stored else new).append(s)
+    return new, staged
+
+
+async def insert_new(conn: asyncpg.Connection, samples: list[Sample]) -> list[ChangedSample] | None:
+    """COPY samples whose keys were not stored; None (and nothing written) if a concurrent
+    writer stored one of them in the meantime."""
+    if not samples:
+        return []
+    try:
+        async with conn.transaction():  # a savepoint: a conflict undoes only this COPY
+            await conn.copy_records_to_table(
+                "samples",
+                schema_name="normalizer",
+                records=[record(s) for s in samples],
+                columns=COLUMNS,
+            )
+    except asyncpg.UniqueViolationError:
+        return None
+    return [ChangedSample(s, 1, True) for s in samples]
+
+
+async def _upsert_staged(
+    conn: asyncpg.Connection, samples: list[Sample], record_id_sources: frozenset[str]
+) -> tuple[list[ChangedSample], list[ChangedSample]]:
+    if not samples:
+        return [], []
+    by_id = {sample.id: sample for sample in samples}
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS staging_samples "
         "(LIKE normalizer.samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     await conn.copy_records_to_table(
-        "staging_samples", records=[record(s) for s in unique.values()], columns=COLUMNS
+        "staging_samples", records=[record(s) for s in samples], columns=COLUMNS
     )
     rows = await conn.fetch(_UPSERT)
     superseded = await conn.fetch(_SUPERSEDED, list(record_id_sources)) if rows else []
     # What was written is what was staged: only id, revision and inserted come back.
-    changed = [ChangedSample(unique_by_id[r["id"]], r["revision"], r["inserted"]) for r in rows]
+    changed = [ChangedSample(by_id[r["id"]], r["revision"], r["inserted"]) for r in rows]
     return changed, [_changed(r) for r in superseded]
 
 
