@@ -29,7 +29,7 @@ from healthmesh.common.topics import Topics
 from healthmesh.normalizer.db import ChangedSample
 from healthmesh.normalizer.handlers import RawHandler, RawMessage, metric_changes
 from healthmesh.normalizer.mapping import Sample
-from healthmesh.normalizer.rollups import Span, overlap_free_total
+from healthmesh.normalizer.rollups import Span, overlap_free_total, rollup_keys
 from healthmesh.normalizer.sources import oura
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
@@ -227,3 +227,30 @@ def test_announced_events_are_the_contracts_json(
     )
     changed = [ChangedSample(sample, 3, created), ChangedSample(sample, 4, created)]
     assert orjson.loads(encode(metric_changes(sample.user_id, now, kind, changed))) == expected
+
+
+@given(
+    start=st.datetimes(
+        min_value=datetime(1900, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+    seconds=st.integers(min_value=0, max_value=3 * 86_400),
+    offset=st.integers(min_value=-18 * 3600, max_value=18 * 3600),
+    metric=st.sampled_from(["steps", "heart_rate", "sleep_duration"]),
+)
+def test_rollup_keys_are_the_local_day_and_the_utc_hour(
+    start: datetime, seconds: int, offset: int, metric: str
+) -> None:
+    """Keys are worked out on POSIX seconds for speed: they must be the calendar's answer."""
+    end = start + timedelta(seconds=seconds)
+    sample = Sample(
+        id=uuid.uuid4(), user_id=uuid.uuid4(), metric=metric, value=1.0, unit="count",
+        source="oura", device=None, start=start, end=end, utc_offset_s=offset,
+        source_record_id="", quality=1.0, quality_reason=None, raw_event_id=uuid.uuid4(),
+        details=None,
+    )  # fmt: skip
+    by_end = metric == "sleep_duration"
+    local = ((end if by_end else start) + timedelta(seconds=offset)).date()
+    days, hours = rollup_keys([sample])
+    assert days == [(sample.user_id, metric, "oura", local, by_end)]
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    assert hours == ([(sample.user_id, metric, "oura", hour)] if seconds <= 3600 else [])

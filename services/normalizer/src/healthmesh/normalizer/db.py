@@ -150,7 +150,7 @@ async def split_by_existence(
     }
     if not stored:
         return candidates, staged
-    new = []
+    new: list[Sample] = []
     for s in candidates:
         key = (s.user_id, s.metric, s.source, s.start, s.end, s.source_record_id)
         (staged if key in stored else new).append(s)

@@ -273,17 +273,39 @@ def metric_changes(
     kind: Literal["created_or_updated", "deleted"],
     changed: list[db.ChangedSample],
 ) -> dict[str, Any]:
-    """A `MetricChanges` event (metric_batch.v1) as the outbox writes it: the samples stay
-    dataclasses that orjson writes as `MetricSample` JSON, because going through the pydantic
-    models costs more than the write itself (a property test keeps the two identical)."""
+    """A `MetricChanges` event (metric_batch.v1) as the outbox writes it, built directly: going
+    through the pydantic models costs more than the write itself (a property test keeps the
+    two identical). UUIDs and datetimes are left for orjson to write."""
     return {
         "schema": "metric_batch.v1",
         "user_id": user_id,
         "occurred_at": occurred_at,
         "changes": [
-            {"event": _change_kind(kind, c), "revision": c.revision, "sample": c.sample}
+            {"event": _change_kind(kind, c), "revision": c.revision, "sample": _sample_json(c)}
             for c in changed
         ],
+    }
+
+
+def _sample_json(change: db.ChangedSample) -> dict[str, Any]:
+    """`MetricSample`'s fields (orjson writes a dict several times faster than a dataclass)."""
+    s = change.sample
+    return {
+        "id": s.id,
+        "user_id": s.user_id,
+        "metric": s.metric,
+        "value": s.value,
+        "unit": s.unit,
+        "source": s.source,
+        "device": s.device,
+        "start": s.start,
+        "end": s.end,
+        "utc_offset_s": s.utc_offset_s,
+        "source_record_id": s.source_record_id,
+        "quality": s.quality,
+        "quality_reason": s.quality_reason,
+        "raw_event_id": s.raw_event_id,
+        "details": s.details,
     }
 
 

@@ -44,8 +44,8 @@ class Sample:
 
     A plain slotted dataclass rather than the pydantic contract, because the normalizer makes one
     per data point (a heart-rate day is 1,440) and building a model costs more than the rest of
-    the mapping. orjson writes it as the contract's JSON (`announcements`, checked by a property
-    test). Treat it as immutable: it is stored and announced as built.
+    the mapping. It is announced as the contract's JSON (`handlers.metric_changes`, checked by a
+    property test). Treat it as immutable: it is stored and announced as built.
     """
 
     id: UUID
