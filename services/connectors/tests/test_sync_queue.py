@@ -129,6 +129,38 @@ async def test_disconnecting_cancels_open_syncs(pool: asyncpg.Pool) -> None:
     assert not await jobs.renew(pool, job.sync_id, "w", 60)
 
 
+async def test_a_reauth_arriving_as_jobs_end_never_deadlocks(pool: asyncpg.Pool) -> None:
+    """Ending a job and marking its link (a reauth from the consumer, in one transaction) take
+    the link and the job in the same order; the other order deadlocked under load."""
+    links = [(uuid.uuid4(), "oura") for _ in range(3)]
+    claimed = []
+    for user, provider in links:
+        await jobs.link_connected(pool, user, provider, "puid", T0)
+        await jobs.request_sync(pool, user, provider, "connect", T0)
+        job = await jobs.claim(pool, f"w-{user}", 60)
+        assert job is not None
+        claimed.append(job)
+
+    async def reauth(user: uuid.UUID, provider: str) -> None:
+        """The consumer's transaction: it holds the link while it goes on to the jobs."""
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE connectors.links SET updated_at = now() WHERE user_id = $1", user
+            )
+            await asyncio.sleep(0.2)
+            await jobs.link_status(conn, user, provider, "reauth_required", "refused")
+
+    async def end(job: jobs.Job) -> None:
+        await asyncio.sleep(0.05)  # while the reauth holds the link
+        await jobs.finish(pool, job, f"w-{job.user_id}", "done", None, 1, 0)
+
+    await asyncio.gather(
+        *(end(job) for job in claimed), *(reauth(user, provider) for user, provider in links)
+    )
+    statuses = await pool.fetch("SELECT status FROM connectors.links")
+    assert {r["status"] for r in statuses} == {"reauth_required"}
+
+
 async def test_the_scheduler_queues_due_connections_once_and_jitters_the_next_time(
     pool: asyncpg.Pool,
 ) -> None:

@@ -6,6 +6,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from healthmesh.common.apple_export import ArchiveLimits
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:54329/healthmesh"
 DEFAULT_KAFKA = "127.0.0.1:9092"
 DEV_INTERNAL_TOKEN = "dev-internal-token"  # noqa: S105 - a placeholder refused in production
@@ -44,6 +46,12 @@ class CommonSettings(BaseSettings):
     preferences_url: str = f"http://127.0.0.1:{SERVICE_PORTS['preferences']}"
     connectors_url: str = f"http://127.0.0.1:{SERVICE_PORTS['connectors']}"
     upload_dir: Path = Path(".data/uploads")
+    export_max_unzipped_bytes: int = Field(
+        16 * 1024**3, gt=0, description="Largest export.xml an Apple Health zip may expand to."
+    )
+    export_max_zip_ratio: int = Field(
+        200, gt=0, description="Largest expansion of any zip entry (real exports: ~20x)."
+    )
     log_level: str = "INFO"
     internal_token: str = Field(
         DEV_INTERNAL_TOKEN,
@@ -53,6 +61,13 @@ class CommonSettings(BaseSettings):
         None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "HEALTHMESH_OTLP_ENDPOINT"),
     )
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        return ArchiveLimits(
+            max_uncompressed_bytes=self.export_max_unzipped_bytes,
+            max_ratio=self.export_max_zip_ratio,
+        )
 
     @model_validator(mode="after")
     def _refuse_dev_defaults_in_production(self) -> "CommonSettings":

@@ -189,6 +189,14 @@ def create_app(settings: Settings) -> FastAPI:
         description="Batches of rows of uploaded CSV files, as read, with the column mapping.",
         schema=RawPayloadReceived,
     )
+    broker.publisher(
+        Topics(settings.topic_prefix).raw("apple_health"),
+        title="raw.apple_health",
+        description="Batches of the items of an uploaded Apple Health export, in file order: "
+        'resource `export`, payload `{"records": [item, ...]}`, each item its XML attributes '
+        "as text (a correlation or workout with its nested records).",
+        schema=RawPayloadReceived,
+    )
     for provider in PROVIDERS:
         broker.publisher(
             Topics(settings.topic_prefix).raw(provider),

@@ -4,18 +4,23 @@ Progress is written only after the broker acknowledged each batch, so `batches_p
 never counts a batch that could be lost.
 """
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from faststream.kafka import KafkaBroker
 
+from healthmesh.common.apple_export import UnsafeArchive
 from healthmesh.common.events import ImportRequested, RawPayloadReceived, dump
 from healthmesh.common.ids import content_hash, raw_event_id
 from healthmesh.common.logging import get_logger
 from healthmesh.common.topics import Topics
 from healthmesh.connectors import db
-from healthmesh.connectors.importers.csv_file import UnreadableFile, read_batches
+from healthmesh.connectors.importers import apple_health, csv_file
+from healthmesh.connectors.importers.apple_health_xml import ExportError
+from healthmesh.connectors.importers.csv_file import UnreadableFile
 from healthmesh.connectors.settings import Settings
 
 log = get_logger(__name__)
@@ -49,44 +54,71 @@ class Importer:
             )
             return
         await db.start_import(self._pool, request.import_id, request.user_id, request.kind, size)
-        if request.kind != "csv" or request.mapping is None:
-            await db.finish_import(
-                self._pool,
-                request.import_id,
-                "failed",
-                [{"where": "file", "reason": f"no importer for kind {request.kind!r} yet"}],
-            )
-            return
         try:
-            for batch in read_batches(
-                path,
-                request.mapping,
-                self._settings.import_batch_rows,
-                self._settings.import_batch_bytes,
-            ):
-                payload = {"mapping": dump(request.mapping), "rows": batch.rows}
+            for resource, payload, bytes_read, records in self._batches(request, path):
                 envelope = RawPayloadReceived(
-                    id=raw_event_id("csv", request.user_id, "rows", content_hash(payload)),
+                    id=raw_event_id(request.kind, request.user_id, resource, content_hash(payload)),
                     user_id=request.user_id,
-                    source="csv",
-                    resource="rows",
+                    source=request.kind,
+                    resource=resource,
                     fetched_at=datetime.now(UTC),
                     import_id=request.import_id,
                     payload=payload,
                 )
                 await self._broker.publish(
-                    dump(envelope), topic=self._topics.raw("csv"), key=str(request.user_id).encode()
+                    dump(envelope),
+                    topic=self._topics.raw(request.kind),
+                    key=str(request.user_id).encode(),
                 )
-                await db.record_progress(
-                    self._pool, request.import_id, batch.bytes_read, len(batch.rows)
-                )
-        except UnreadableFile as exc:
-            log.info("import stopped at an unreadable place", where=exc.where)
+                await db.record_progress(self._pool, request.import_id, bytes_read, records)
+        except (UnreadableFile, ExportError, UnsafeArchive) as exc:
+            where, reason = _failure(exc)
+            log.info("import stopped at an unreadable place", where=where)
             await db.finish_import(
-                self._pool,
-                request.import_id,
-                "failed",
-                [{"where": exc.where, "reason": exc.reason}],
+                self._pool, request.import_id, "failed", [{"where": where, "reason": reason}]
             )
             return
         await db.finish_import(self._pool, request.import_id, "parsed", [])
+
+    def _batches(
+        self, request: ImportRequested, path: Path
+    ) -> Iterator[tuple[str, dict[str, Any], int, int]]:
+        """(resource, payload, bytes of the file read so far, records in it) per raw batch."""
+        settings = self._settings
+        if request.kind == "csv":
+            if request.mapping is None:
+                raise UnreadableFile("file", "a csv import needs a column mapping")
+            mapping = dump(request.mapping)
+            for rows in csv_file.read_batches(
+                path, request.mapping, settings.import_batch_rows, settings.import_batch_bytes
+            ):
+                yield (
+                    "rows",
+                    {"mapping": mapping, "rows": rows.rows},
+                    rows.bytes_read,
+                    len(rows.rows),
+                )
+        elif request.kind == "apple_health":
+            for items in apple_health.read_batches(
+                path,
+                settings.archive_limits,
+                settings.import_batch_records,
+                settings.import_batch_bytes,
+            ):
+                yield (
+                    apple_health.RESOURCE,
+                    {"records": items.records},
+                    items.bytes_read,
+                    len(items.records),
+                )
+        else:
+            raise UnreadableFile("file", f"no importer for kind {request.kind!r} yet")
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """Where reading stopped, and why."""
+    if isinstance(exc, UnreadableFile):
+        return exc.where, exc.reason
+    if isinstance(exc, ExportError):
+        return f"line {exc.line}", exc.reason
+    return "file", str(exc)

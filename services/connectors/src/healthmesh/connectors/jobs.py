@@ -284,6 +284,13 @@ async def finish(
 ) -> None:
     """End a job; a successful one stamps the link's last_sync_at."""
     async with pool.acquire() as conn, conn.transaction():
+        # The link first, then the job: the order `link_status` takes them in, so a reauth or a
+        # disconnect arriving as a job ends cannot deadlock with it.
+        await conn.execute(
+            "SELECT 1 FROM connectors.links WHERE user_id = $1 AND provider = $2 FOR UPDATE",
+            job.user_id,
+            job.provider,
+        )
         ours = await conn.fetchval(
             """UPDATE connectors.sync_jobs SET status = $3, error = $4, finished_at = now(),
                    lease_until = NULL, calls = $5, rate_limited = $6

@@ -6,6 +6,8 @@ from healthmesh.common.settings import ProviderSettings
 class Settings(ProviderSettings):
     importer_group: str = "connectors-importers"
     import_batch_rows: int = 500
+    import_batch_records: int = 2000
+    """Apple Health items per raw batch (cut earlier at import_batch_bytes)."""
     import_batch_bytes: int = 256 * 1024
     """Raw batches stay far below Kafka's 1 MB message limit."""
 

@@ -95,7 +95,12 @@ class SyncWorkers:
             if job is None:
                 await asyncio.sleep(self._poll_s)
                 continue
-            await run_job(self._deps, job, worker)
+            try:
+                await run_job(self._deps, job, worker)
+            except (OSError, asyncpg.PostgresError) as exc:
+                # The database failed us while ending the job: its lease runs out and it is
+                # taken over; this worker goes on with the next one rather than dying.
+                log.warning("ending a sync failed", sync_id=str(job.sync_id), error=repr(exc))
 
 
 async def run_job(deps: SyncDeps, job: jobs.Job, worker: str) -> None:

@@ -3,6 +3,7 @@ the import's status computed from the importers' and the normalizer's progress."
 
 import csv
 import io
+import zipfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
@@ -10,11 +11,12 @@ from typing import Any, get_args
 import orjson
 from pydantic import ValidationError
 
+from healthmesh.common.apple_export import ArchiveLimits, UnsafeArchive, export_member
 from healthmesh.common.events import CsvMapping, ImportKind
 from healthmesh.common.http import ApiError
 
 KINDS = get_args(ImportKind)
-AVAILABLE_KINDS = ("csv",)
+AVAILABLE_KINDS = ("csv", "apple_health")
 MAX_ERRORS_SHOWN = 100
 
 
@@ -59,6 +61,42 @@ def check_csv_header(path: Path, mapping: CsvMapping) -> None:
             "invalid_mapping",
             f"the mapping names columns the file does not have: {', '.join(missing)} "
             f"(header: {', '.join(header)})",
+        )
+
+
+PROLOGUE_BYTES = 1 << 20
+"""An export's root element comes within this (Apple's DTD is ~10 KB)."""
+
+
+def check_apple_export(path: Path, limits: ArchiveLimits) -> None:
+    """Refuse, before anything is queued, what is not an Apple Health export or is not safe to
+    read: a zip bomb, a zip entry escaping the archive, a zip without export.xml, an XML that
+    declares entities (external ones or billion laughs)."""
+    with path.open("rb") as raw:
+        if zipfile.is_zipfile(raw):
+            raw.seek(0)
+            try:
+                with zipfile.ZipFile(raw) as archive:
+                    member = export_member(archive, limits)
+                    with archive.open(member) as xml:
+                        head = xml.read(PROLOGUE_BYTES)
+            except UnsafeArchive as exc:
+                raise ApiError(422, "unsafe_archive", str(exc)) from None
+            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+                raise ApiError(422, "unreadable_file", f"the zip cannot be read: {exc}") from None
+        else:
+            raw.seek(0)
+            head = raw.read(PROLOGUE_BYTES)
+    root = head.find(b"<HealthData")
+    if root < 0:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            "not an Apple Health export: send export.zip, or the export.xml inside it",
+        )
+    if b"<!ENTITY" in head[:root]:
+        raise ApiError(
+            422, "unsafe_xml", "the export declares XML entities, which Apple's never does"
         )
 
 

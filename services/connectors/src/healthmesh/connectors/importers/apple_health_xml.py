@@ -11,7 +11,7 @@ entities in it is refused outright (billion laughs: Apple's DTD declares none).
 """
 
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from lxml import etree
 
@@ -32,7 +32,7 @@ class ExportError(ValueError):
         self.line = line
 
 
-def read_export(stream: BinaryIO) -> Iterator[dict[str, Any]]:
+def read_export(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
     """Yield each Record, Correlation, Workout and ActivitySummary under HealthData, in file order.
 
     Raises ExportError (after yielding everything before it) for a truncated or malformed file,
@@ -140,7 +140,7 @@ def _metadata(element: Any) -> dict[str, str]:
 class _PrologueStripped:
     """A binary reader of `stream` with its DOCTYPE replaced by as many newlines as it spanned."""
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self._stream = stream
         self._head = b""
         self._head_ready = False
@@ -156,7 +156,7 @@ class _PrologueStripped:
         return self._stream.read(size)
 
 
-def _strip_doctype(stream: BinaryIO) -> bytes:
+def _strip_doctype(stream: IO[bytes]) -> bytes:
     """Read the file's beginning up to the end of its DOCTYPE (if any); return it with the
     DOCTYPE blanked out. Raises ExportError on an entity declaration."""
     data, eof, wanted = bytearray(), False, _CHUNK

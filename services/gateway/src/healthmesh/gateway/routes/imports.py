@@ -12,7 +12,13 @@ from healthmesh.common.http import ApiError
 from healthmesh.common.outbox import OutboxMessage
 from healthmesh.gateway import db
 from healthmesh.gateway.deps import CurrentUser, Db, OutboxDep, SettingsDep, TopicsDep
-from healthmesh.gateway.imports import check_csv_header, check_kind, import_view, parse_mapping
+from healthmesh.gateway.imports import (
+    check_apple_export,
+    check_csv_header,
+    check_kind,
+    import_view,
+    parse_mapping,
+)
 from healthmesh.gateway.uploads import receive_form
 
 router = APIRouter(tags=["imports"])
@@ -63,8 +69,12 @@ async def create_import(
         if form.file is None:
             raise ApiError(422, "invalid_request", "form field 'file' is required")
         kind = check_kind(form.fields.get("kind"))
-        mapping = parse_mapping(form.fields.get("mapping"))
-        check_csv_header(incoming, mapping)
+        mapping = None
+        if kind == "csv":
+            mapping = parse_mapping(form.fields.get("mapping"))
+            check_csv_header(incoming, mapping)
+        elif kind == "apple_health":
+            check_apple_export(incoming, settings.archive_limits)
         final = settings.upload_dir / relative
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(incoming, final)
@@ -86,7 +96,7 @@ async def create_import(
                     form.file.filename[:255],
                     relative,
                     form.file.size,
-                    dump(mapping),
+                    dump(mapping) if mapping else None,
                 )
                 await outbox.add(
                     conn,
