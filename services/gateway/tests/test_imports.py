@@ -45,7 +45,36 @@ def row(**overrides: Any) -> dict[str, Any]:
 
 
 def test_an_import_nobody_picked_up_is_queued() -> None:
-    assert import_view(row())["status"] == "queued"
+    view = import_view(row(), T0)
+    assert (view["status"], view["records_per_second"], view["eta_seconds"]) == (
+        "queued",
+        None,
+        None,
+    )
+
+
+def test_a_running_import_says_its_rate_and_what_is_left() -> None:
+    view = import_view(
+        row(
+            parse_status="running",
+            bytes_total=1000,
+            bytes_read=500,
+            records_seen=400,
+            records_imported=190,
+            records_rejected=10,
+            batches_published=4,
+            batches_committed=2,
+            parse_started_at=T0,
+        ),
+        T0 + timedelta(seconds=10),
+    )
+    # 200 records committed in 10 s; half the file read and half of that committed: a quarter
+    # done in 10 s leaves 30 s.
+    assert (view["status"], view["records_per_second"], view["eta_seconds"]) == (
+        "running",
+        20.0,
+        30.0,
+    )
 
 
 def test_parsed_but_not_all_committed_is_still_running() -> None:
@@ -56,7 +85,8 @@ def test_parsed_but_not_all_committed_is_still_running() -> None:
             batches_committed=2,
             parse_started_at=T0,
             parse_finished_at=T0,
-        )
+        ),
+        T0 + timedelta(seconds=10),
     )
     assert view["status"] == "running" and view["finished_at"] is None
 
@@ -74,9 +104,11 @@ def test_done_once_every_published_batch_is_committed() -> None:
             parse_finished_at=T0,
             last_committed_at=T0 + timedelta(seconds=5),
             map_errors=[{"where": "row 3", "reason": "bad"}],
-        )
+        ),
+        T0 + timedelta(seconds=10),
     )
     assert view["status"] == "done"
+    assert (view["records_per_second"], view["eta_seconds"]) == (2.0, None)  # 10 in 5 s
     assert (view["records_seen"], view["records_imported"], view["records_rejected"]) == (10, 9, 1)
     assert view["finished_at"] == (T0 + timedelta(seconds=5)).isoformat()
     assert view["errors"] == [{"where": "row 3", "reason": "bad"}]
@@ -91,7 +123,8 @@ def test_a_failed_parse_reports_its_error_after_the_committed_part() -> None:
             parse_errors=[{"where": "line 7", "reason": "not UTF-8"}],
             parse_started_at=T0,
             parse_finished_at=T0,
-        )
+        ),
+        T0 + timedelta(seconds=10),
     )
     assert view["status"] == "failed" and view["errors"][0]["where"] == "line 7"
 

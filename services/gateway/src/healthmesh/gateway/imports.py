@@ -100,7 +100,7 @@ def check_apple_export(path: Path, limits: ArchiveLimits) -> None:
         )
 
 
-def import_view(row: dict[str, Any]) -> dict[str, Any]:
+def import_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     """The answer of GET /v1/imports/{id}: `done` only once every published batch is committed."""
     parse_status = row["parse_status"]
     published = row["batches_published"] or 0
@@ -119,6 +119,7 @@ def import_view(row: dict[str, Any]) -> dict[str, Any]:
     if status in ("done", "failed"):
         candidates = [t for t in (row["parse_finished_at"], row["last_committed_at"]) if t]
         finished = max(candidates) if candidates else None
+    rate, eta = _pace(row, status, finished or now)
     return {
         "id": str(row["id"]),
         "kind": row["kind"],
@@ -133,4 +134,23 @@ def import_view(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": row["created_at"].isoformat(),
         "started_at": row["parse_started_at"].isoformat() if row["parse_started_at"] else None,
         "finished_at": finished.isoformat() if finished else None,
+        "records_per_second": rate,
+        "eta_seconds": eta,
     }
+
+
+def _pace(row: dict[str, Any], status: str, until: datetime) -> tuple[float | None, float | None]:
+    """Records committed per second since parsing started, and the seconds left while it runs:
+    the share done is the share of the file read times the share of what was read that is
+    committed (parsing runs ahead of the normalizer)."""
+    started = row["parse_started_at"]
+    elapsed = (until - started).total_seconds() if started else 0.0
+    if elapsed <= 0:
+        return None, None
+    committed = (row["records_imported"] or 0) + (row["records_rejected"] or 0)
+    rate = round(committed / elapsed, 1)
+    seen, total = row["records_seen"] or 0, row["bytes_total"] or 0
+    if status != "running" or not seen or not total:
+        return rate, None
+    done = min(1.0, (row["bytes_read"] or 0) / total) * min(1.0, committed / seen)
+    return rate, (round(elapsed * (1 - done) / done, 1) if done > 0 else None)

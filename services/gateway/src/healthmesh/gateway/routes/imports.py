@@ -127,10 +127,11 @@ async def get_import(import_id: str, caller: CurrentUser, pool: Db) -> dict[str,
     row = await db.get_import(pool, key, caller.user_id)
     if row is None:
         raise ApiError(404, "not_found", "no such import")
-    return import_view(row)
+    return import_view(row, datetime.now(UTC))
 
 
 @router.get("/v1/imports")
 async def list_imports(caller: CurrentUser, pool: Db) -> list[dict[str, Any]]:
     """The caller's imports, newest first."""
-    return [import_view(row) for row in await db.list_imports(pool, caller.user_id, limit=100)]
+    now = datetime.now(UTC)
+    return [import_view(row, now) for row in await db.list_imports(pool, caller.user_id, limit=100)]
