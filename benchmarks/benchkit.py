@@ -1,39 +1,49 @@
-"""What the benchmark scripts share: timestamped output, a throwaway database per run, and the
-resident memory of a process with its children."""
+"""What the benchmark scripts share: timestamped output, a fresh database and topic prefix per
+run, and the resident memory of a process with its children."""
 
+import contextlib
+import os
 import time
-import uuid
+from dataclasses import dataclass
+from pathlib import Path
 
-import asyncpg
 import psutil
+
+from healthmesh.common.broker import create_topics
+from healthmesh.common.topics import Topics
+from healthmesh.devstack.databases import create_database, drop_database
+from healthmesh.devstack.processes import free_port
+from healthmesh.devstack.stack import Infrastructure, start_infrastructure
 
 
 def say(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    return f"{base.rsplit('/', 1)[0]}/{name}" + (f"?{query}" if query else "")
+@dataclass(frozen=True)
+class Run:
+    """One benchmark run's own corner of the infrastructure."""
+
+    infra: Infrastructure
+    database_url: str
+    topics: Topics
 
 
-async def create_database(admin_url: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return with_database(admin_url, name)
-
-
-async def drop_database(admin_url: str, url: str) -> None:
-    name = url.partition("?")[0].rsplit("/", 1)[1]
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+async def fresh_run(stack: contextlib.AsyncExitStack, work: Path, prefix: str) -> Run:
+    """Embedded PostgreSQL and Tansu (or DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS), a new
+    database and topic prefix for this run; all undone when `stack` closes."""
+    external = {
+        k: os.environ[k] for k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS") if os.environ.get(k)
+    }
+    infra = start_infrastructure(
+        external, work, pg_port=free_port(), kafka_port=free_port(), durable=False
+    )
+    stack.callback(infra.stop)
+    database_url = await create_database(infra.database_url, "bench")
+    stack.push_async_callback(drop_database, infra.database_url, database_url)
+    topics = Topics(prefix=f"{prefix}.")
+    await create_topics(infra.kafka_bootstrap_servers, topics.all())
+    return Run(infra, database_url, topics)
 
 
 def rss_bytes(process: psutil.Process) -> int:

@@ -38,21 +38,19 @@ from typing import Any
 
 import asyncpg
 import psutil
-from benchkit import create_database, drop_database, rss_bytes, say
+from benchkit import fresh_run, rss_bytes, say
 from opentelemetry.sdk.trace import TracerProvider
 
-from healthmesh.common.broker import create_topics, make_broker, publish_many
+from healthmesh.common.broker import make_broker, publish_many
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.ids import raw_event_id
-from healthmesh.common.topics import Topics
 from healthmesh.devstack.processes import free_port
 from healthmesh.devstack.stack import (
     SERVICES,
     Infrastructure,
     Service,
     service_env,
-    start_infrastructure,
     start_service,
     wait_ready,
 )
@@ -233,19 +231,8 @@ def report(options: Options, top: Progress, ours: Progress, peak: int, backlog: 
 async def run(options: Options, work: Path) -> bool:
     plan = events(options)
     async with contextlib.AsyncExitStack() as stack:
-        external = {
-            k: os.environ[k]
-            for k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
-            if os.environ.get(k)
-        }
-        infra = start_infrastructure(
-            external, work, pg_port=free_port(), kafka_port=free_port(), durable=False
-        )
-        stack.callback(infra.stop)
-        database_url = await create_database(infra.database_url)
-        stack.push_async_callback(drop_database, infra.database_url, database_url)
-        topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.")
-        await create_topics(infra.kafka_bootstrap_servers, topics.all())
+        run = await fresh_run(stack, work, f"bench{uuid.uuid4().hex[:8]}")
+        infra, database_url, topics = run.infra, run.database_url, run.topics
         pool = await open_pool(database_url, max_size=1)
         await apply_migrations(pool, "normalizer", files("healthmesh.normalizer") / "migrations")
         await pool.close()

@@ -48,7 +48,7 @@ import asyncpg
 import httpx
 import orjson
 import psutil
-from benchkit import create_database, drop_database, rss_bytes, say
+from benchkit import fresh_run, rss_bytes, say
 from faststream.kafka import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -60,7 +60,6 @@ from healthmesh.devstack.stack import (
     Infrastructure,
     Service,
     service_env,
-    start_infrastructure,
     start_service,
     start_simulator,
     wait_ready,
@@ -583,19 +582,8 @@ async def run(options: Options, work: Path) -> Report:
     run_id = uuid.uuid4().hex[:8]
     async with contextlib.AsyncExitStack() as stack:
         say(f"data and logs in {work}")
-        external = {
-            k: os.environ[k]
-            for k in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")
-            if os.environ.get(k)
-        }
-        infra = start_infrastructure(
-            external, work, pg_port=free_port(), kafka_port=free_port(), durable=False
-        )
-        stack.callback(infra.stop)
-        database_url = await create_database(infra.database_url)
-        stack.push_async_callback(drop_database, infra.database_url, database_url)
-        topics = Topics(prefix=f"bench{run_id}.")
-        await create_topics(infra.kafka_bootstrap_servers, topics.all())
+        run = await fresh_run(stack, work, f"bench{run_id}")
+        infra, database_url, topics = run.infra, run.database_url, run.topics
         say(
             f"infrastructure: {infra.database_url} (run database {database_url.rsplit('/', 1)[1]})"
             f", kafka {infra.kafka_bootstrap_servers}, topics {topics.prefix}*"

@@ -3,10 +3,12 @@
 import asyncio
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -14,8 +16,9 @@ import pytest_asyncio
 
 from healthmesh.common.broker import create_topics
 from healthmesh.common.topics import Topics
+from healthmesh.devstack.databases import create_database
 from healthmesh.devstack.processes import free_port
-from healthmesh.devstack.pytest_plugin import SharedInfrastructure, create_database
+from healthmesh.devstack.pytest_plugin import SharedInfrastructure
 from healthmesh.devstack.stack import (
     SERVICES,
     Infrastructure,
@@ -121,3 +124,16 @@ async def sign_up(client: httpx.AsyncClient) -> dict[str, str]:
     token = await client.post("/v1/auth/token", data={"username": email, "password": password})
     assert token.status_code == 200, token.text
     return {"authorization": f"Bearer {token.json()['access_token']}"}
+
+
+async def wait_until_finished(
+    client: httpx.AsyncClient, auth: dict[str, str], import_id: str, timeout: float = 120
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = await client.get(f"/v1/imports/{import_id}", headers=auth)
+        assert answer.status_code == 200, answer.text
+        if answer.json()["status"] in ("done", "failed"):
+            return dict(answer.json())
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"import {import_id} not finished after {timeout}s: {answer.json()}")

@@ -9,8 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, sign_up
-from tests.e2e.test_thin_path import wait_until_finished
+from tests.e2e.conftest import Stack, sign_up, wait_until_finished
 
 pytestmark = pytest.mark.e2e
 

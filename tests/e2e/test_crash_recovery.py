@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from healthmesh.devstack.testing import collect
-from tests.e2e.conftest import Stack, sign_up
-from tests.e2e.test_thin_path import upload, wait_until_finished
+from tests.e2e.conftest import Stack, sign_up, wait_until_finished
+from tests.e2e.test_thin_path import upload
 
 pytestmark = pytest.mark.e2e
 

@@ -13,8 +13,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from healthmesh.devstack.databases import create_database
 from healthmesh.devstack.processes import free_port
-from healthmesh.devstack.pytest_plugin import SharedInfrastructure, create_database
+from healthmesh.devstack.pytest_plugin import SharedInfrastructure
 from healthmesh.devstack.stack import SERVICES
 
 pytestmark = pytest.mark.e2e

@@ -1,15 +1,13 @@
 """The walking skeleton's path through every service, over HTTP and the real broker."""
 
-import asyncio
 import json
-import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, sign_up
+from tests.e2e.conftest import Stack, sign_up, wait_until_finished
 
 pytestmark = pytest.mark.e2e
 
@@ -43,19 +41,6 @@ async def upload(
     return await client.post(
         "/v1/imports", headers=auth, data=data, files={"file": ("steps.csv", body, "text/csv")}
     )
-
-
-async def wait_until_finished(
-    client: httpx.AsyncClient, auth: dict[str, str], import_id: str, timeout: float = 120
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = await client.get(f"/v1/imports/{import_id}", headers=auth)
-        assert answer.status_code == 200, answer.text
-        if answer.json()["status"] in ("done", "failed"):
-            return dict(answer.json())
-        await asyncio.sleep(0.3)
-    raise AssertionError(f"import {import_id} not finished after {timeout}s: {answer.json()}")
 
 
 async def test_a_csv_upload_becomes_queryable_metrics_with_their_source(

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 
 from healthmesh.common.broker import create_topics
 from healthmesh.common.topics import Topics
+from healthmesh.devstack.databases import create_database, drop_database
 from healthmesh.devstack.processes import free_port
 from healthmesh.devstack.stack import Infrastructure, start_infrastructure
 
@@ -30,12 +30,6 @@ class SharedInfrastructure:
     admin_database_url: str
     kafka_bootstrap_servers: str
     data_dir: Path
-
-
-def _with_database(url: str, name: str) -> str:
-    base, _, query = url.partition("?")
-    head = base.rsplit("/", 1)[0]
-    return f"{head}/{name}" + (f"?{query}" if query else "")
 
 
 @pytest.fixture(scope="session")
@@ -66,28 +60,12 @@ def infrastructure() -> Iterator[SharedInfrastructure]:
             container.stop()
 
 
-async def create_database(admin_database_url: str, prefix: str = "test") -> str:
-    """Create a fresh, empty database; return its URL."""
-    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(admin_database_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    return _with_database(admin_database_url, name)
-
-
 @pytest_asyncio.fixture
 async def database_url(infrastructure: SharedInfrastructure) -> AsyncIterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
     url = await create_database(infrastructure.admin_database_url)
-    name = url.partition("?")[0].rsplit("/", 1)[1]
     yield url
-    admin = await asyncpg.connect(infrastructure.admin_database_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await drop_database(infrastructure.admin_database_url, url)
 
 
 @pytest.fixture

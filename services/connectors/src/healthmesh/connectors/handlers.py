@@ -5,6 +5,7 @@ never counts a batch that could be lost.
 """
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,16 @@ from healthmesh.connectors.importers.csv_file import UnreadableFile
 from healthmesh.connectors.settings import Settings
 
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class FileBatch:
+    """One raw batch of an uploaded file, and how far into the file it reaches."""
+
+    resource: str
+    payload: dict[str, Any]
+    bytes_read: int
+    records: int
 
 
 class Importer:
@@ -55,22 +66,26 @@ class Importer:
             return
         await db.start_import(self._pool, request.import_id, request.user_id, request.kind, size)
         try:
-            for resource, payload, bytes_read, records in self._batches(request, path):
+            for batch in self._batches(request, path):
                 envelope = RawPayloadReceived(
-                    id=raw_event_id(request.kind, request.user_id, resource, content_hash(payload)),
+                    id=raw_event_id(
+                        request.kind, request.user_id, batch.resource, content_hash(batch.payload)
+                    ),
                     user_id=request.user_id,
                     source=request.kind,
-                    resource=resource,
+                    resource=batch.resource,
                     fetched_at=datetime.now(UTC),
                     import_id=request.import_id,
-                    payload=payload,
+                    payload=batch.payload,
                 )
                 await self._broker.publish(
                     dump(envelope),
                     topic=self._topics.raw(request.kind),
                     key=str(request.user_id).encode(),
                 )
-                await db.record_progress(self._pool, request.import_id, bytes_read, records)
+                await db.record_progress(
+                    self._pool, request.import_id, batch.bytes_read, batch.records
+                )
         except (UnreadableFile, ExportError, UnsafeArchive) as exc:
             where, reason = _failure(exc)
             log.info("import stopped at an unreadable place", where=where)
@@ -80,10 +95,7 @@ class Importer:
             return
         await db.finish_import(self._pool, request.import_id, "parsed", [])
 
-    def _batches(
-        self, request: ImportRequested, path: Path
-    ) -> Iterator[tuple[str, dict[str, Any], int, int]]:
-        """(resource, payload, bytes of the file read so far, records in it) per raw batch."""
+    def _batches(self, request: ImportRequested, path: Path) -> Iterator[FileBatch]:
         settings = self._settings
         if request.kind == "csv":
             if request.mapping is None:
@@ -92,12 +104,8 @@ class Importer:
             for rows in csv_file.read_batches(
                 path, request.mapping, settings.import_batch_rows, settings.import_batch_bytes
             ):
-                yield (
-                    "rows",
-                    {"mapping": mapping, "rows": rows.rows},
-                    rows.bytes_read,
-                    len(rows.rows),
-                )
+                payload = {"mapping": mapping, "rows": rows.rows}
+                yield FileBatch("rows", payload, rows.bytes_read, len(rows.rows))
         elif request.kind == "apple_health":
             for items in apple_health.read_batches(
                 path,
@@ -105,11 +113,9 @@ class Importer:
                 settings.import_batch_records,
                 settings.import_batch_bytes,
             ):
-                yield (
-                    apple_health.RESOURCE,
-                    {"records": items.records},
-                    items.bytes_read,
-                    len(items.records),
+                payload = {"records": items.records}
+                yield FileBatch(
+                    apple_health.RESOURCE, payload, items.bytes_read, len(items.records)
                 )
         else:
             raise UnreadableFile("file", f"no importer for kind {request.kind!r} yet")
