@@ -175,10 +175,27 @@ async def ceiling(database_url: str, plan: list[tuple[uuid.UUID, int]]) -> Progr
     return Progress(total_rows, marks)
 
 
+@dataclass
+class Outcome:
+    progress: Progress
+    peak_rss: int
+    """Of the biggest normalizer process."""
+    cpu_s: float
+    """CPU seconds (user + system) the normalizer processes spent over the timed rows: unlike
+    the rates, barely moved by other load on a shared machine, so it compares code versions."""
+    backlog: int
+    """metrics.unified events still in the outbox at the last commit."""
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    return sum(sum(p.cpu_times()[:2]) for p in processes)
+
+
 async def normalizer_run(
     database_url: str, services: list[Service], total_events: int, timeout_s: float
-) -> tuple[Progress, int, int]:
-    """Committed rows over time, the peak RSS of one process, and the outbox backlog at the end.
+) -> Outcome:
+    """Committed rows over time, the peak RSS of one process, its CPU time, and the outbox
+    backlog at the end.
 
     The clock starts once every process is ready; events committed before that (a process may
     start consuming before it answers ready) are left out of both the rows and the time."""
@@ -187,6 +204,7 @@ async def normalizer_run(
     marks: list[float] = []
     peak = 0
     began = time.monotonic()
+    cpu_began = cpu_seconds(processes)
     already = await conn.fetchval("SELECT count(*) FROM normalizer.raw_archive")
     timed = total_events - already
     try:
@@ -197,8 +215,9 @@ async def normalizer_run(
             while len(marks) < SEGMENTS and done >= timed * (len(marks) + 1) / SEGMENTS:
                 marks.append(elapsed)
             if done >= timed:
+                cpu = cpu_seconds(processes) - cpu_began
                 backlog = await conn.fetchval("SELECT count(*) FROM normalizer.outbox")
-                return Progress(timed * ROWS_PER_EVENT, marks), peak, int(backlog)
+                return Outcome(Progress(timed * ROWS_PER_EVENT, marks), peak, cpu, int(backlog))
             if elapsed > timeout_s:
                 raise TimeoutError(f"{done} of {timed} events after {elapsed:.0f}s")
             await asyncio.sleep(0.5)
@@ -206,7 +225,8 @@ async def normalizer_run(
         await conn.close()
 
 
-def report(options: Options, top: Progress, ours: Progress, peak: int, backlog: int) -> bool:
+def report(options: Options, top: Progress, outcome: Outcome) -> bool:
+    ours = outcome.progress
     ratio = ours.overall / top.overall
     print()
     print(
@@ -223,8 +243,12 @@ def report(options: Options, top: Progress, ours: Progress, peak: int, backlog: 
         f"overall                    {top.overall:>12,.0f}   {ours.overall:>17,.0f}   {ratio:5.2f}"
     )
     flat = min(ours.rates()) / max(ours.rates())
-    print(f"normalizer: slowest tenth / fastest tenth = {flat:.2f}; peak RSS {peak / 2**20:.0f} MB")
-    print(f"metrics.unified events still in the outbox at the last commit: {backlog:,}")
+    print(
+        f"normalizer: slowest tenth / fastest tenth = {flat:.2f}; "
+        f"peak RSS {outcome.peak_rss / 2**20:.0f} MB; "
+        f"CPU {outcome.cpu_s / ours.rows * 1e6:.1f} us a row (all processes)"
+    )
+    print(f"metrics.unified events still in the outbox at the last commit: {outcome.backlog:,}")
     return ratio >= 0.5
 
 
@@ -256,10 +280,8 @@ async def run(options: Options, work: Path) -> bool:
             services.append(service)
         for service in services:
             wait_ready(service, timeout=120)
-        ours, peak, backlog = await normalizer_run(
-            database_url, services, len(plan), options.timeout_s
-        )
-        return report(options, top, ours, peak, backlog)
+        outcome = await normalizer_run(database_url, services, len(plan), options.timeout_s)
+        return report(options, top, outcome)
     raise AssertionError("unreachable")
 
 

@@ -9,6 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
+from healthmesh.common.events import MetricChanges
 from healthmesh.devstack.testing import collect
 from tests.e2e.conftest import Stack, sign_up, wait_until_finished
 from tests.e2e.test_thin_path import upload
@@ -40,7 +41,12 @@ async def committed_batches(database_url: str, import_id: str) -> int:
 
 def changes_of(events: list[dict[str, Any]], user: str) -> list[dict[str, Any]]:
     """The user's sample changes carried by metrics.unified messages."""
-    return [c for e in events if e["user_id"] == user for c in e["changes"]]
+    return [
+        c.model_dump(mode="json")
+        for e in events
+        if e["user_id"] == user
+        for c in MetricChanges.model_validate(e).flat()
+    ]
 
 
 async def test_a_killed_normalizer_loses_nothing_and_doubles_nothing(

@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 import pytest
 
+from healthmesh.common.events import MetricChanges
 from healthmesh.devstack.testing import collect, eventually
 from tests.e2e.conftest import Stack, sign_up
 from tests.e2e.test_connections import connect, user_id
@@ -75,11 +76,11 @@ async def test_a_record_deleted_at_the_provider_is_withdrawn_and_announced(
 
         def announced() -> set[str]:
             return {
-                c["sample"]["metric"]
+                c.sample.metric
                 for e in events
                 if e["user_id"] == me
-                for c in e["changes"]
-                if c["event"] == "deleted" and c["sample"]["source_record_id"] == doomed
+                for c in MetricChanges.model_validate(e).flat()
+                if c.event == "deleted" and c.sample.source_record_id == doomed
             }
 
         async def all_announced() -> bool:

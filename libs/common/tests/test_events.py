@@ -14,6 +14,8 @@ from healthmesh.common.events import (
     MetricChanges,
     MetricSample,
     RawPayloadReceived,
+    SampleChange,
+    SeriesChanges,
     TimeWindow,
     dump,
 )
@@ -125,6 +127,58 @@ def _sample() -> MetricSample:
     )
 
 
+def test_a_metric_batch_gives_back_each_whole_sample() -> None:
+    """v2 carries the user, raw event, metric, unit, source and device once; `flat` puts them
+    back on every sample, and fields left out take the contract's defaults."""
+    sample = _sample()
+    wire = {
+        "schema": "metric_batch.v2",
+        "user_id": str(USER),
+        "raw_event_id": str(sample.raw_event_id),
+        "occurred_at": AT.isoformat(),
+        "series": [
+            {
+                "metric": "steps",
+                "unit": "count",
+                "source": "csv",
+                "changes": [
+                    {
+                        "event": "created",
+                        "revision": 1,
+                        "id": str(sample.id),
+                        "value": 8042.0,
+                        "start": AT.isoformat(),
+                        "end": AT.isoformat(),
+                        "utc_offset_s": 3600,
+                    }
+                ],
+            }
+        ],
+    }
+
+    batch = MetricChanges.model_validate(wire)
+
+    assert batch.flat() == [MetricChange(event="created", revision=1, sample=sample)]
+    assert batch.series == [
+        SeriesChanges(
+            metric="steps",
+            unit="count",
+            source="csv",
+            changes=[
+                SampleChange(
+                    event="created",
+                    revision=1,
+                    id=sample.id,
+                    value=8042.0,
+                    start=AT,
+                    end=AT,
+                    utc_offset_s=3600,
+                )
+            ],
+        )
+    ]
+
+
 @pytest.mark.parametrize(
     ("event", "schema"),
     [
@@ -136,12 +190,8 @@ def _sample() -> MetricSample:
             "import_request.v1",
         ),
         (
-            MetricChanges(
-                user_id=USER,
-                occurred_at=AT,
-                changes=[MetricChange(event="created", revision=1, sample=_sample())],
-            ),
-            "metric_batch.v1",
+            MetricChanges(user_id=USER, raw_event_id=uuid.uuid4(), occurred_at=AT, series=[]),
+            "metric_batch.v2",
         ),
         (
             DeadLettered(reason="bad", topic="raw.csv", partition=0, offset=7, original="{"),

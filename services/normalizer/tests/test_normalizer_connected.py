@@ -15,7 +15,7 @@ from faststream.kafka import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 
 from healthmesh.common.broker import make_broker
-from healthmesh.common.events import ConnectionChanged, RawPayloadReceived, dump
+from healthmesh.common.events import ConnectionChanged, MetricChanges, RawPayloadReceived, dump
 from healthmesh.common.topics import Topics
 from healthmesh.devstack.testing import collect, eventually
 from healthmesh.normalizer.app import create_app
@@ -102,7 +102,7 @@ async def test_samples_are_stored_and_announced_once_even_when_replayed(
         await asyncio.sleep(2)
         assert sorted(c["sample"]["value"] for c in changes(events)) == [100, 200]
         assert {c["event"] for c in changes(events)} == {"created"}
-        assert {e["schema"] for e in events} == {"metric_batch.v1"}
+        assert {e["schema"] for e in events} == {"metric_batch.v2"}
         assert {e["user_id"] for e in events} == {str(user)}
         # A corrected value is an update with the next revision, not a second sample.
         await publish(topics.raw("csv"), csv_envelope(user, [("2024-03-02", "250")]))
@@ -176,8 +176,12 @@ async def test_import_batches_are_counted_once(
 
 
 def changes(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The sample changes carried by metrics.unified messages, in order."""
-    return [change for event in events for change in event["changes"]]
+    """The sample changes carried by metrics.unified messages, in order, each with its sample."""
+    return [
+        change.model_dump(mode="json")
+        for event in events
+        for change in MetricChanges.model_validate(event).flat()
+    ]
 
 
 async def _has(items: list[Any], n: int) -> bool:

@@ -174,59 +174,76 @@ async def test_a_batch_applied_twice_or_cut_differently_equals_applying_it_once(
     assert {row[2] for row in b[0]} <= {1}  # a redelivery is no revision
 
 
-@given(
+_samples = st.builds(
+    dict,
+    metric=st.sampled_from([("steps", "count"), ("heart_rate", "bpm")]),
+    device=st.none() | st.sampled_from(["Watch", "iPhone"]),
     value=st.floats(allow_nan=False, allow_infinity=False),
     start=st.datetimes(max_value=datetime(9000, 1, 1), timezones=st.just(UTC)),
     seconds=st.integers(min_value=0, max_value=10**6),
+    record=st.sampled_from(["", "r1"]),
+    quality=st.sampled_from([(1.0, None), (0.9, "why"), (0.0, "implausible")]),
     details=st.none()
     | st.dictionaries(st.text(max_size=5), st.integers(-(2**53), 2**53) | st.text(max_size=5)),
-    device=st.none() | st.text(max_size=10),
-    kind=st.sampled_from(["created_or_updated", "deleted"]),
+    revision=st.integers(min_value=1, max_value=9),
     created=st.booleans(),
 )
-def test_announced_events_are_the_contracts_json(
-    value: float,
-    start: datetime,
-    seconds: int,
-    details: dict[str, Any] | None,
-    device: str | None,
-    kind: Literal["created_or_updated", "deleted"],
-    created: bool,
+
+
+@given(
+    drawn=st.lists(_samples, min_size=1, max_size=6),
+    kind=st.sampled_from(["created_or_updated", "deleted"]),
+)
+def test_announced_events_read_back_as_the_same_samples(
+    drawn: list[dict[str, Any]], kind: Literal["created_or_updated", "deleted"]
 ) -> None:
-    """The outbox writes the dataclass samples straight with orjson; what goes out must be
-    exactly what the pydantic `MetricChanges` contract would write."""
-    sample = Sample(
-        id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        metric="steps",
-        value=value,
-        unit="count",
-        source="oura",
-        device=device,
-        start=start,
-        end=start + timedelta(seconds=seconds),
-        utc_offset_s=3600,
-        source_record_id="r1",
-        quality=0.5,
-        quality_reason="why",
-        raw_event_id=uuid.uuid4(),
-        details=details,
-    )
-    now = datetime.now(UTC)
-    event = "deleted" if kind == "deleted" else "created" if created else "updated"
-    contract = MetricSample.model_validate(asdict(sample))
-    expected = dump(
-        MetricChanges(
-            user_id=sample.user_id,
-            occurred_at=now,
-            changes=[
-                MetricChange(event=event, revision=3, sample=contract),
-                MetricChange(event=event, revision=4, sample=contract),
-            ],
+    """The outbox writes the dataclass samples straight with orjson, grouped by series and with
+    defaults left out; read as the `MetricChanges` contract, each change must give back exactly
+    its sample, event and revision."""
+    user, raw_event = uuid.uuid4(), uuid.uuid4()
+    changed = [
+        ChangedSample(
+            Sample(
+                id=uuid.uuid4(),
+                user_id=user,
+                metric=d["metric"][0],
+                value=d["value"],
+                unit=d["metric"][1],
+                source="oura",
+                device=d["device"],
+                start=d["start"],
+                end=d["start"] + timedelta(seconds=d["seconds"]),
+                utc_offset_s=3600,
+                source_record_id=d["record"],
+                quality=d["quality"][0],
+                quality_reason=d["quality"][1],
+                raw_event_id=raw_event,
+                details=d["details"],
+            ),
+            d["revision"],
+            d["created"],
         )
-    )
-    changed = [ChangedSample(sample, 3, created), ChangedSample(sample, 4, created)]
-    assert orjson.loads(encode(metric_changes(sample.user_id, now, kind, changed))) == expected
+        for d in drawn
+    ]
+    now = datetime.now(UTC)
+
+    wire = encode(metric_changes(user, raw_event, now, kind, changed))
+    read = MetricChanges.model_validate_json(wire)
+
+    def kind_of(c: ChangedSample) -> str:
+        return "deleted" if kind == "deleted" else "created" if c.created else "updated"
+
+    expected = {
+        c.sample.id: MetricChange(
+            event=kind_of(c),  # type: ignore[arg-type]
+            revision=c.revision,
+            sample=MetricSample.model_validate(asdict(c.sample)),
+        )
+        for c in changed
+    }
+    assert {c.sample.id: c for c in read.flat()} == expected
+    assert (read.user_id, read.raw_event_id, read.occurred_at) == (user, raw_event, now)
+    assert len({(s.metric, s.device) for s in read.series}) == len(read.series)
 
 
 @given(

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.events import RawPayloadReceived, dump
+from healthmesh.common.events import MetricChanges, RawPayloadReceived, dump
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db
@@ -131,9 +131,9 @@ async def hourly(pool: asyncpg.Pool, user: uuid.UUID) -> list[tuple[Any, ...]]:
 async def events(pool: asyncpg.Pool) -> list[tuple[str, str, int]]:
     rows = await pool.fetch("SELECT payload FROM normalizer.outbox ORDER BY id")
     return [
-        (c["event"], c["sample"]["metric"], c["revision"])
+        (c.event, c.sample.metric, c.revision)
         for r in rows
-        for c in orjson.loads(r["payload"])["changes"]
+        for c in MetricChanges.model_validate_json(r["payload"]).flat()
     ]
 
 

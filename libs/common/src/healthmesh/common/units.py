@@ -92,6 +92,12 @@ def to_canonical(metric: str, value: float, unit: str) -> float:
     return _converter(metric, unit, towards_canonical=True)(value)
 
 
+def converter(metric: str, unit: str) -> Callable[[float], float]:
+    """`to_canonical` for one (metric, unit) as a function, for a series of values in one unit;
+    raises `UnitError` at once for a unit of another family."""
+    return _converter(metric, unit, towards_canonical=True)
+
+
 def from_canonical(metric: str, value: float, unit: str) -> float:
     """Express `value`, in the metric's canonical unit, in `unit` (for display: lb, mi, degF)."""
     return _converter(metric, unit, towards_canonical=False)(value)

@@ -21,7 +21,7 @@ from pydantic import JsonValue
 
 from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.ids import sample_id
-from healthmesh.common.units import to_canonical
+from healthmesh.common.units import converter
 from healthmesh.common.vocabulary import metric_def
 from healthmesh.normalizer.quality import assess
 
@@ -226,37 +226,103 @@ def measurement(
     `source_field` names where the value came from (e.g. `score.hrv_rmssd_milli`); `quality`
     below 1 with a reason marks a doubtful value, and an implausible one gets 0 whatever it was.
     """
-    if start.tzinfo is None or end.tzinfo is None:
-        raise BadRecord(f"{source_field}: time without a UTC offset")
-    if end < start:
-        raise BadRecord(f"{source_field}: ends before it starts ({start} > {end})")
-    if not -MAX_UTC_OFFSET_S <= utc_offset_s <= MAX_UTC_OFFSET_S:
-        raise BadRecord(f"{source_field}: UTC offset {utc_offset_s} s is beyond ±18 h")
-    check_identity(metric, source_field)
-    canonical = to_canonical(metric, value, unit)
-    plausible, implausible_reason = assess(metric, canonical)
-    if plausible < quality:
-        quality, quality_reason = plausible, implausible_reason
-    utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
-    return Sample(
-        id=sample_id(
-            envelope.user_id, metric, envelope.source, utc_start, utc_end, source_record_id
-        ),
-        user_id=envelope.user_id,
+    return series(
+        envelope,
         metric=metric,
-        value=canonical,
-        unit=metric_def(metric).unit,
-        source=envelope.source,
+        unit=unit,
+        source_field=source_field,
         device=device,
-        start=utc_start,
-        end=utc_end,
-        utc_offset_s=utc_offset_s,
-        source_record_id=source_record_id,
         quality=quality,
         quality_reason=quality_reason,
-        raw_event_id=envelope.id,
-        details=details,
+    ).point(value, start, end, utc_offset_s, source_record_id, details)
+
+
+def series(
+    envelope: RawPayloadReceived,
+    *,
+    metric: str,
+    unit: str,
+    source_field: str,
+    device: str | None = None,
+    quality: float = 1.0,
+    quality_reason: str | None = None,
+) -> "Series":
+    """The samples of one metric from one source field, unit and device: `measurement` for many
+    points, with the metric's identity, unit conversion and bounds worked out once."""
+    check_identity(metric, source_field)
+    definition = metric_def(metric)
+    return Series(
+        envelope=envelope,
+        metric=metric,
+        unit=definition.unit,
+        source_field=source_field,
+        device=device,
+        quality=quality,
+        quality_reason=quality_reason,
+        to_canonical=converter(metric, unit),
+        plausible=definition.plausible,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Series:
+    """What the points of a series share (a heart-rate day is 1,440 of them); made by `series`."""
+
+    envelope: RawPayloadReceived
+    metric: str
+    unit: str
+    source_field: str
+    device: str | None
+    quality: float
+    quality_reason: str | None
+    to_canonical: Callable[[float], float]
+    plausible: tuple[float, float]
+
+    def point(
+        self,
+        value: float,
+        start: datetime,
+        end: datetime,
+        utc_offset_s: int,
+        source_record_id: str = "",
+        details: dict[str, JsonValue] | None = None,
+    ) -> Sample:
+        """One sample of the series; a bad time rejects the record (`BadRecord`)."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise BadRecord(f"{self.source_field}: time without a UTC offset")
+        if end < start:
+            raise BadRecord(f"{self.source_field}: ends before it starts ({start} > {end})")
+        if not -MAX_UTC_OFFSET_S <= utc_offset_s <= MAX_UTC_OFFSET_S:
+            raise BadRecord(f"{self.source_field}: UTC offset {utc_offset_s} s is beyond ±18 h")
+        canonical = self.to_canonical(value)
+        quality, quality_reason = self.quality, self.quality_reason
+        low, high = self.plausible
+        if not low <= canonical <= high:
+            plausible, implausible_reason = assess(self.metric, canonical)
+            if plausible < quality:
+                quality, quality_reason = plausible, implausible_reason
+        utc_start = start if start.tzinfo is UTC else start.astimezone(UTC)
+        utc_end = end if end.tzinfo is UTC else end.astimezone(UTC)
+        envelope = self.envelope
+        return Sample(
+            id=sample_id(
+                envelope.user_id, self.metric, envelope.source, utc_start, utc_end, source_record_id
+            ),
+            user_id=envelope.user_id,
+            metric=self.metric,
+            value=canonical,
+            unit=self.unit,
+            source=envelope.source,
+            device=self.device,
+            start=utc_start,
+            end=utc_end,
+            utc_offset_s=utc_offset_s,
+            source_record_id=source_record_id,
+            quality=quality,
+            quality_reason=quality_reason,
+            raw_event_id=envelope.id,
+            details=details,
+        )
 
 
 def local_day(day: date, utc_offset_s: int) -> tuple[datetime, datetime]:

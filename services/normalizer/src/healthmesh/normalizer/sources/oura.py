@@ -45,11 +45,13 @@ from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     Sample,
+    Series,
     UnmappablePayload,
     local_day,
     map_records,
     measurement,
     offset_seconds,
+    series,
     tombstone,
 )
 
@@ -86,9 +88,17 @@ def _map_heartrate(envelope: RawPayloadReceived) -> MappingResult:
     rows = payload.get("data") if isinstance(payload, dict) else None
     if not isinstance(rows, list):
         raise UnmappablePayload("oura heartrate: payload has no `data` list")
+    heart_rate = series(
+        envelope,
+        metric="heart_rate",
+        unit="bpm",
+        source_field="bpm",
+        quality=UNKNOWN_OFFSET_QUALITY,
+        quality_reason=UNKNOWN_OFFSET,
+    )
     return map_records(
         ((f"heartrate data[{i}]", row) for i, row in enumerate(rows)),
-        lambda row: _heart_rate(envelope, row),
+        lambda row: _heart_rate(heart_rate, row),
     )
 
 
@@ -251,7 +261,7 @@ def _workout(envelope: RawPayloadReceived, doc: Document) -> list[Sample]:
     ]
 
 
-def _heart_rate(envelope: RawPayloadReceived, row: Any) -> list[Sample]:
+def _heart_rate(heart_rate: Series, row: Any) -> list[Sample]:
     """Every row whatever its `source` (awake/rest/sleep/session/live/workout): each is a heart
     rate at that instant, and no other Oura resource we map carries them."""
     if not isinstance(row, dict):
@@ -260,21 +270,8 @@ def _heart_rate(envelope: RawPayloadReceived, row: Any) -> list[Sample]:
     bpm = _number(row, "bpm")
     if bpm is None:
         raise BadRecord("bpm is missing")
-    return [
-        measurement(
-            envelope,
-            metric="heart_rate",
-            value=bpm,
-            unit="bpm",
-            start=at,
-            end=at,
-            # Rows are UTC [SPEC UtcDateTime]: the wearer's offset is not in the payload.
-            utc_offset_s=0,
-            source_field="bpm",
-            quality=UNKNOWN_OFFSET_QUALITY,
-            quality_reason=UNKNOWN_OFFSET,
-        )
-    ]
+    # Rows are UTC [SPEC UtcDateTime]: the wearer's offset is not in the payload.
+    return [heart_rate.point(bpm, at, at, utc_offset_s=0)]
 
 
 _DOCUMENTS: dict[str, Callable[[RawPayloadReceived, Document], list[Sample]]] = {
