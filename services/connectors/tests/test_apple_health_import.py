@@ -22,6 +22,14 @@ def steps(minute: int) -> str:
     )
 
 
+def sleep(stage: str, start: str, end: str, source: str = "Watch") -> str:
+    return (
+        '<Record type="HKCategoryTypeIdentifierSleepAnalysis" '
+        f'sourceName="{source}" startDate="{start} +0100" endDate="{end} +0100" '
+        f'value="HKCategoryValueSleepAnalysis{stage}"/>\n'
+    )
+
+
 def export(records: int, tail: str = "</HealthData>\n") -> bytes:
     return (HEADER + "".join(steps(m % 60) for m in range(records)) + tail).encode()
 
@@ -68,3 +76,96 @@ def test_an_unsafe_archive_yields_nothing(tmp_path: Path) -> None:
     bomb = HEADER.encode() + b" " * (20 * 1024**2) + b"</HealthData>\n"
     with pytest.raises(UnsafeArchive, match="zip bomb"):
         list(read_batches(zipped(tmp_path, bomb), LIMITS, 100, 1 << 20))
+
+
+# --- a night is never cut across batches (the mapper builds sleep_session from one payload) -----
+
+
+def batch_sources(path: Path, max_records: int) -> list[list[str]]:
+    """Each batch as the (sourceName, startDate hh:mm) of its records, to read at a glance."""
+    return [
+        [f"{r['sourceName']} {r['startDate'][11:16]}" for r in batch.records]
+        for batch in read_batches(path, LIMITS, max_records=max_records, max_bytes=1 << 20)
+    ]
+
+
+def test_a_night_is_kept_whole_past_the_batch_size(tmp_path: Path) -> None:
+    path = tmp_path / "export.xml"
+    path.write_bytes(
+        (
+            HEADER
+            + steps(0)
+            + sleep("AsleepCore", "2024-03-01 23:00:00", "2024-03-02 01:00:00")
+            + sleep("AsleepDeep", "2024-03-02 01:00:00", "2024-03-02 02:00:00")
+            # 1 h 59 min after the night's end (02:00): still the same night
+            + sleep("AsleepCore", "2024-03-02 03:59:00", "2024-03-02 06:00:00")
+            # 2 h after it (06:00): another night, and the full batch is cut before it
+            + sleep("Asleep", "2024-03-02 08:00:00", "2024-03-02 08:30:00")
+            + sleep("AsleepCore", "2024-03-02 23:30:00", "2024-03-03 06:00:00")
+            + "</HealthData>\n"
+        ).encode()
+    )
+    # 3 a batch: [steps, 23:00, 01:00] is full, but 03:59 continues its night; 08:00 does
+    # not, so the batch (4 records, below its overrun limit of 2 * 3) is cut before it
+    assert batch_sources(path, max_records=3) == [
+        ["Watch 08:00", "Watch 23:00", "Watch 01:00", "Watch 03:59"],
+        ["Watch 08:00", "Watch 23:30"],
+    ]
+
+
+def test_two_sources_in_date_order_keep_their_night_together(tmp_path: Path) -> None:
+    path = tmp_path / "export.xml"
+    path.write_bytes(
+        (
+            HEADER
+            + sleep("InBed", "2024-01-20 23:00:00", "2024-01-21 06:45:00", "iPhone")
+            + sleep("Asleep", "2024-01-20 23:20:00", "2024-01-21 06:25:00", "AutoSleep")
+            + sleep("AsleepCore", "2024-01-20 23:30:00", "2024-01-21 06:30:00")
+            # the next night: 16 h 15 min after the latest end (06:45, the iPhone's)
+            + sleep("InBed", "2024-01-21 23:00:00", "2024-01-22 07:00:00", "iPhone")
+            + sleep("AsleepCore", "2024-01-21 23:10:00", "2024-01-22 06:50:00")
+            + "</HealthData>\n"
+        ).encode()
+    )
+    # [iPhone, AutoSleep] is full; the Watch's first record is no cut place either: in date
+    # order, it starts (23:30) while the iPhone's and AutoSleep's nights may still go on.
+    assert batch_sources(path, max_records=2) == [
+        ["iPhone 23:00", "AutoSleep 23:20", "Watch 23:30"],
+        ["iPhone 23:00", "Watch 23:10"],
+    ]
+
+
+def test_sources_listed_apart_are_cut_where_the_next_source_begins(tmp_path: Path) -> None:
+    path = tmp_path / "export.xml"
+    path.write_bytes(
+        (
+            HEADER
+            + sleep("Asleep", "2024-01-20 23:00:00", "2024-01-21 03:00:00", "AutoSleep")
+            + sleep("Asleep", "2024-01-21 03:30:00", "2024-01-21 07:00:00", "AutoSleep")
+            # the Watch's records of the same night: they start before AutoSleep's last one,
+            # so AutoSleep's records are over and its night is closed
+            + sleep("AsleepCore", "2024-01-20 23:30:00", "2024-01-21 03:00:00")
+            + sleep("AsleepREM", "2024-01-21 03:00:00", "2024-01-21 04:00:00")
+            + "</HealthData>\n"
+        ).encode()
+    )
+    assert batch_sources(path, max_records=2) == [
+        ["AutoSleep 23:00", "AutoSleep 03:30"],
+        ["Watch 23:30", "Watch 03:00"],
+    ]
+
+
+def test_an_endless_chain_of_sleep_records_is_cut_at_twice_the_batch_size(tmp_path: Path) -> None:
+    # 6 half-hour records back to back, 00:00 -> 03:00: one chain, but a batch of 2 records
+    # may only run on to 2 * 2 = 4 records
+    chain = "".join(
+        sleep(
+            "Asleep",
+            f"2024-02-01 0{m // 60}:{m % 60:02d}:00",
+            f"2024-02-01 0{(m + 30) // 60}:{(m + 30) % 60:02d}:00",
+        )
+        for m in range(0, 180, 30)
+    )
+    path = tmp_path / "export.xml"
+    path.write_bytes((HEADER + chain + "</HealthData>\n").encode())
+    assert [len(b) for b in batch_sources(path, max_records=2)] == [4, 2]

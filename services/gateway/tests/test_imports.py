@@ -131,12 +131,17 @@ def test_a_failed_parse_reports_its_error_after_the_committed_part() -> None:
 
 @pytest.mark.parametrize(
     ("kind", "code"),
-    [(None, "invalid_request"), ("xls", "unknown_kind"), ("cronometer", "kind_not_available")],
+    [(None, "invalid_request"), ("xls", "unknown_kind")],
 )
 def test_kinds_are_checked(kind: str | None, code: str) -> None:
     with pytest.raises(ApiError) as refused:
         check_kind(kind)
     assert refused.value.code == code
+
+
+@pytest.mark.parametrize("kind", ["csv", "apple_health", "cronometer", "myfitnesspal"])
+def test_every_kind_is_available(kind: str) -> None:
+    assert check_kind(kind) == kind
 
 
 def test_a_header_missing_a_mapped_column_is_refused(tmp_path: Path) -> None:

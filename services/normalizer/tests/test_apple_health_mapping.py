@@ -5,15 +5,18 @@ apple_health.md, with the arithmetic beside them.
 """
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from healthmesh.common.apple_export import ArchiveLimits
 from healthmesh.common.events import RawPayloadReceived
+from healthmesh.connectors.importers.apple_health import read_batches
 from healthmesh.connectors.importers.apple_health_xml import read_export
 from healthmesh.normalizer.mapping import Sample, UnmappablePayload
+from healthmesh.normalizer.rollups import rollup_keys
 from healthmesh.normalizer.sources.apple_health import map_payload, sport_name
 
 USER = uuid.UUID("00000000-0000-0000-0000-00000000a991")
@@ -162,7 +165,8 @@ def test_ios16_sleep_stages_are_sleep_durations_and_in_bed_or_awake_are_not() ->
     )
     assert (result.records_seen, result.rejections) == (6, [])
     watch = "Jane\u2019s Apple Watch"
-    assert [row(s) for s in result.samples] == [
+    # (the two nights' sleep_sessions are tested below)
+    assert [row(s) for s in result.samples if s.metric == "sleep_duration"] == [
         # 00:30 -> 01:10 = 40 min = 2400 s; +0200 = 7200 s
         (
             "sleep_duration",
@@ -238,9 +242,84 @@ def test_hrv_is_sdnn_with_its_beats() -> None:
         -25200,  # -0700 = -7 * 3600
         watch,
         watch,
-        {"beats_bpm": [62.0, 64.0]},
+        # 10:10:01.52 PM = 22:10:01.52, 1.52 s after the 22:10:00 start; 22:10:02.47 -> 2.47 s
+        {"beats_bpm": [62.0, 64.0], "beats_s": [1.52, 2.47]},
         1.0,
     )
+
+
+def test_hrv_beat_times_in_other_locales_across_midnight_or_unread() -> None:
+    def hrv(start: str, end: str, *times: str) -> dict[str, Any]:
+        beats = [{"bpm": str(60 + i), "time": t} for i, t in enumerate(times)]
+        return record(f"{Q}HeartRateVariabilitySDNN", "40", "ms", start, end, beats=beats)
+
+    items = [
+        # a decimal comma, 24 h: 12:21:00,30 is 0.30 s after 12:21:00
+        hrv("2023-05-01 12:21:00 +0100", "2023-05-01 12:22:00 +0100", "12:21:00,30", "12:21:01,25"),
+        # started 23:59:30: 23:59:59.5 is 29.5 s later, 12:00:00.40 AM (00:00:00.40, the next
+        # day) is 30.4 s later (not 23 h 59 min earlier)
+        hrv(
+            "2023-05-01 23:59:30 -0700",
+            "2023-05-02 00:00:30 -0700",
+            "11:59:59.5 PM",
+            "12:00:00.40 AM",
+        ),
+        # a time not read: the bpm list stays, without times
+        hrv("2023-05-01 08:00:00 +0900", "2023-05-01 08:01:00 +0900", "午前8:00:01"),
+    ]
+    details = [s.details for s in map_payload(envelope(items)).samples]
+    assert details == [
+        {"beats_bpm": [60.0, 61.0], "beats_s": [0.3, 1.25]},
+        {"beats_bpm": [60.0, 61.0], "beats_s": [29.5, 30.4]},
+        {"beats_bpm": [60.0]},
+    ]
+
+
+def test_every_other_mapped_quantity_type() -> None:
+    at = "2024-02-03 08:00:00 -0500"
+    items = [
+        record(f"{Q}StepCount", "321", "count", at),
+        record(f"{Q}DistanceWalkingRunning", "0.25", "km", at),
+        record(f"{Q}DistanceSwimming", "50", "yd", at),
+        record(f"{Q}DistanceWheelchair", "120", "m", at),
+        record(f"{Q}DistanceDownhillSnowSports", "1.5", "km", at),
+        record(f"{Q}DistanceCrossCountrySkiing", "2", "km", at),
+        record(f"{Q}DistancePaddleSports", "800", "m", at),
+        record(f"{Q}DistanceRowing", "1", "mi", at),
+        record(f"{Q}DistanceSkatingSports", "300", "m", at),
+        record(f"{Q}BasalEnergyBurned", "1.5", "kcal", at),
+        record(f"{Q}HeartRate", "72", "count/min", at),
+        record(f"{Q}LeanBodyMass", "55.5", "kg", at, source="Withings"),
+        record(f"{Q}AppleSleepingWristTemperature", "35.2", "degC", at),
+        record(f"{Q}DietaryProtein", "20", "g", at, source="MyFitnessPal"),
+        record(f"{Q}DietaryCarbohydrates", "45", "g", at, source="MyFitnessPal"),
+        record(f"{Q}DietaryFiber", "6", "g", at, source="MyFitnessPal"),
+        record(f"{Q}DietarySugar", "12", "g", at, source="MyFitnessPal"),
+    ]
+    result = map_payload(envelope(items))
+    assert result.rejections == []
+    expected = [
+        ("steps", 321.0, "count"),
+        ("distance", 250.0, "m"),  # 0.25 km * 1000
+        ("distance", 45.72, "m"),  # 50 yd * 0.9144 m/yd
+        ("distance", 120.0, "m"),
+        ("distance", 1500.0, "m"),
+        ("distance", 2000.0, "m"),
+        ("distance", 800.0, "m"),
+        ("distance", 1609.344, "m"),  # 1 mi
+        ("distance", 300.0, "m"),
+        ("basal_energy", 1.5, "kcal"),
+        ("heart_rate", 72.0, "bpm"),
+        ("lean_mass", 55.5, "kg"),
+        ("skin_temperature", 35.2, "Cel"),
+        ("protein", 20.0, "g"),
+        ("carbohydrate", 45.0, "g"),
+        ("fiber", 6.0, "g"),
+        ("sugar", 12.0, "g"),
+    ]
+    assert [(s.metric, s.unit) for s in result.samples] == [(m, u) for m, _, u in expected]
+    assert [s.value for s in result.samples] == pytest.approx([v for _, v, _ in expected])
+    assert {s.utc_offset_s for s in result.samples} == {-18000}  # -0500 = -5 * 3600
 
 
 def test_quantity_units_as_apple_writes_them() -> None:
@@ -491,3 +570,243 @@ def test_mapping_twice_gives_identical_samples() -> None:
     with SAMPLE.open("rb") as stream:
         items = list(read_export(stream))
     assert map_payload(envelope(items)).samples == map_payload(envelope(items)).samples
+
+
+# --- sleep sessions: a night is one source's sleep records chained by gaps under 2 h ------------
+
+WATCH = "Jane\u2019s Apple Watch"
+
+
+def sleep(value: str, start: str, end: str, source: str = WATCH, line: int = 9) -> dict[str, Any]:
+    return record(SLEEP, f"{STAGE}{value}", None, start, end, source=source, line=line)
+
+
+def sessions(samples: list[Sample]) -> list[Sample]:
+    return [s for s in samples if s.metric == "sleep_session"]
+
+
+def test_golden_a_modern_staged_night_is_one_session_on_the_day_it_ends() -> None:
+    d1, d2 = "2023-03-31", "2023-04-01"
+    night = [
+        sleep("AsleepCore", f"{d1} 23:10:00 -0700", f"{d2} 00:40:00 -0700"),  # 90 min = 5400 s
+        sleep("AsleepDeep", f"{d2} 00:40:00 -0700", f"{d2} 01:25:00 -0700"),  # 45 min = 2700 s
+        sleep("AsleepCore", f"{d2} 01:25:00 -0700", f"{d2} 02:55:00 -0700"),  # 5400 s
+        sleep("AsleepREM", f"{d2} 02:55:00 -0700", f"{d2} 03:35:00 -0700"),  # 40 min = 2400 s
+        sleep("Awake", f"{d2} 03:35:00 -0700", f"{d2} 03:50:00 -0700"),  # 15 min = 900 s
+        sleep("AsleepCore", f"{d2} 03:50:00 -0700", f"{d2} 05:20:00 -0700"),  # 5400 s
+        sleep("AsleepREM", f"{d2} 05:20:00 -0700", f"{d2} 06:05:00 -0700"),  # 2700 s
+        sleep("AsleepCore", f"{d2} 06:05:00 -0700", f"{d2} 06:50:00 -0700"),  # 2700 s
+        sleep("Awake", f"{d2} 06:50:00 -0700", f"{d2} 07:15:00 -0700"),  # 25 min = 1500 s
+    ]
+    result = map_payload(envelope(night))
+    assert (result.records_seen, result.rejections) == (9, [])
+    # 7 asleep records, one sleep_duration each; their sum is the session's value
+    assert sum(s.value for s in result.samples if s.metric == "sleep_duration") == 26700
+    [session] = sessions(result.samples)
+    assert row(session) == (
+        "sleep_session",
+        # asleep: core + deep + rem = 18900 + 2700 + 5100 = 26700 s
+        26700,
+        "s",
+        utc(2023, 4, 1, 6, 10),  # 23:10 -0700 on 31 March
+        utc(2023, 4, 1, 14, 15),  # 07:15 -0700
+        -25200,  # the offset of its end, -0700
+        WATCH,
+        WATCH,
+        {
+            "deep_s": 2700,
+            "light_s": 18900,  # core: 5400 + 5400 + 5400 + 2700
+            "rem_s": 5100,  # 2400 + 2700
+            "awake_s": 2400,  # 900 + 1500
+            "in_bed_s": 29100,  # 23:10 -> 07:15 = 8 h 05 min = 26700 asleep + 2400 awake
+            "efficiency": 91.75,  # 26700 / 29100 = 0.917525... -> 91.75 %
+        },
+        1.0,
+    )
+    # sleep counts on the local day it ends: 07:15 on 1 April
+    days, _hours = rollup_keys([session])
+    assert [day for _u, _m, _s, day, _by_end in days] == [date(2023, 4, 1)]
+
+
+def test_golden_an_old_asleep_and_in_bed_night() -> None:
+    d1, d2 = "2020-10-14", "2020-10-15"
+    night = [
+        sleep("InBed", f"{d1} 22:45:00 -0500", f"{d2} 06:30:00 -0500"),  # 7 h 45 min = 27900 s
+        sleep("Asleep", f"{d1} 23:10:00 -0500", f"{d2} 02:40:00 -0500"),  # 3 h 30 = 12600 s
+        # 25 min awake without a record: the gap (under 2 h) keeps it one night
+        sleep("Asleep", f"{d2} 03:05:00 -0500", f"{d2} 06:15:00 -0500"),  # 3 h 10 = 11400 s
+    ]
+    [session] = sessions(map_payload(envelope(night)).samples)
+    assert row(session) == (
+        "sleep_session",
+        24000,  # 12600 + 11400 s asleep, stages unspecified
+        "s",
+        utc(2020, 10, 15, 3, 45),  # 22:45 -0500 on the 14th
+        utc(2020, 10, 15, 11, 30),  # 06:30 -0500
+        -18000,
+        WATCH,
+        WATCH,
+        # no stages before iOS 16 and no Awake record: in bed and efficiency only
+        {"in_bed_s": 27900, "efficiency": 86.02},  # 24000 / 27900 = 0.860215... -> 86.02 %
+        1.0,
+    )
+
+
+def test_golden_two_sources_in_one_night_are_two_sessions() -> None:
+    d1, d2 = "2024-01-20", "2024-01-21"
+    iphone, autosleep = "Jane\u2019s iPhone", "AutoSleep"
+    # As the export lists them: by type, then by start, the sources interleaved.
+    items = [
+        sleep("InBed", f"{d1} 23:00:00 +0100", f"{d2} 06:45:00 +0100", iphone),
+        sleep("Asleep", f"{d1} 23:20:00 +0100", f"{d2} 06:25:00 +0100", autosleep),
+        sleep("AsleepCore", f"{d1} 23:30:00 +0100", f"{d2} 01:00:00 +0100"),  # 5400 s
+        sleep("AsleepDeep", f"{d2} 01:00:00 +0100", f"{d2} 01:40:00 +0100"),  # 2400 s
+        sleep("AsleepREM", f"{d2} 01:40:00 +0100", f"{d2} 02:10:00 +0100"),  # 1800 s
+        sleep("Awake", f"{d2} 02:10:00 +0100", f"{d2} 02:20:00 +0100"),  # 600 s
+        sleep("AsleepCore", f"{d2} 02:20:00 +0100", f"{d2} 06:20:00 +0100"),  # 4 h = 14400 s
+        sleep("Awake", f"{d2} 06:20:00 +0100", f"{d2} 06:30:00 +0100"),  # 600 s
+    ]
+    result = map_payload(envelope(items))
+    assert [row(s) for s in sessions(result.samples)] == [
+        (
+            "sleep_session",
+            25500,  # 23:20 -> 06:25 = 7 h 05 min
+            "s",
+            utc(2024, 1, 20, 22, 20),  # 23:20 +0100
+            utc(2024, 1, 21, 5, 25),
+            3600,
+            autosleep,
+            autosleep,
+            {},  # one Asleep record: no stages, nothing says when it was in bed
+            1.0,
+        ),
+        (
+            "sleep_session",
+            24000,  # 5400 + 2400 + 1800 + 14400
+            "s",
+            utc(2024, 1, 20, 22, 30),  # 23:30 +0100
+            utc(2024, 1, 21, 5, 30),  # 06:30 +0100
+            3600,
+            WATCH,
+            WATCH,
+            {
+                "deep_s": 2400,
+                "light_s": 19800,  # 5400 + 14400
+                "rem_s": 1800,
+                "awake_s": 1200,  # 600 + 600
+                "in_bed_s": 25200,  # 23:30 -> 06:30 = 7 h = 24000 + 1200
+                "efficiency": 95.24,  # 24000 / 25200 = 0.952380... -> 95.24 %
+            },
+            1.0,
+        ),
+        # the iPhone's InBed alone says nothing about sleep: no session
+    ]
+    assert len({s.id for s in sessions(result.samples)}) == 2
+
+
+def test_nights_are_chained_by_gaps_under_two_hours() -> None:
+    d1, d2 = "2021-06-05", "2021-06-06"
+    items = [
+        sleep("Asleep", f"{d1} 14:00:00 +0000", f"{d1} 14:40:00 +0000"),  # a nap, 2400 s
+        # 14:40 -> 16:40 is a gap of exactly 2 h: not under it, another night
+        sleep("Asleep", f"{d1} 16:40:00 +0000", f"{d1} 17:00:00 +0000"),  # 1200 s
+        sleep("Asleep", f"{d1} 22:00:00 +0000", f"{d2} 02:00:00 +0000"),  # 5 h later; 14400 s
+        # 02:00 -> 03:59 is 1 h 59 min: the same night
+        sleep("Asleep", f"{d2} 03:59:00 +0000", f"{d2} 07:00:00 +0000"),  # 3 h 01 = 10860 s
+    ]
+    assert [(s.start, s.end, s.value) for s in sessions(map_payload(envelope(items)).samples)] == [
+        (utc(2021, 6, 5, 14), utc(2021, 6, 5, 14, 40), 2400),
+        (utc(2021, 6, 5, 16, 40), utc(2021, 6, 5, 17), 1200),
+        (utc(2021, 6, 5, 22), utc(2021, 6, 6, 7), 25260),  # 14400 + 10860
+    ]
+
+
+def test_a_rejected_sleep_record_is_left_out_of_its_night_and_order_does_not_matter() -> None:
+    d = "2022-02-02"
+    items = [
+        sleep("AsleepCore", f"{d} 01:00:00 +0000", f"{d} 02:00:00 +0000", line=20),  # 3600 s
+        sleep("AsleepREM", f"{d} 03:00:00 +0000", f"{d} 02:30:00 +0000", line=21),  # backwards
+        sleep("AsleepDeep", f"{d} 02:00:00 +0000", f"{d} 02:30:00 +0000", line=22),  # 1800 s
+    ]
+    result = map_payload(envelope(items))
+    assert [r.where for r in result.rejections] == ["line 21"]
+    [session] = sessions(result.samples)
+    assert (session.value, session.details) == (
+        5400,  # 3600 + 1800
+        {"deep_s": 1800, "light_s": 3600, "rem_s": 0},
+    )
+    # the same records in another order (or the same export again): the same session, same id
+    assert sessions(map_payload(envelope(items[::-1])).samples) == [session]
+
+
+def test_golden_a_night_across_the_batch_size_stays_in_one_payload(tmp_path: Path) -> None:
+    def xml(type_: str, start: str, end: str, value: str, unit: str = "") -> str:
+        return (
+            f'<Record type="{type_}" sourceName="Watch" {unit}'
+            f'startDate="{start}" endDate="{end}" value="{value}"/>\n'
+        )
+
+    d1, d2, d3 = "2024-03-01", "2024-03-02", "2024-03-03"
+    steps = [
+        xml(
+            f"{Q}StepCount",
+            f"{d1} 0{h}:00:00 +0100",
+            f"{d1} 0{h}:05:00 +0100",
+            "10",
+            'unit="count" ',
+        )
+        for h in (7, 8, 9)
+    ]
+    night_a = [
+        ("AsleepCore", f"{d1} 23:00", f"{d2} 00:30"),  # 90 min = 5400 s
+        ("AsleepDeep", f"{d2} 00:30", f"{d2} 01:15"),  # 45 min = 2700 s
+        ("AsleepREM", f"{d2} 01:15", f"{d2} 01:45"),  # 30 min = 1800 s
+        ("AsleepCore", f"{d2} 01:45", f"{d2} 05:15"),  # 3 h 30 = 12600 s
+        ("AsleepREM", f"{d2} 05:15", f"{d2} 06:15"),  # 1 h = 3600 s
+        ("Awake", f"{d2} 06:15", f"{d2} 06:30"),  # 15 min = 900 s
+    ]
+    night_b = [
+        ("AsleepCore", f"{d2} 23:30", f"{d3} 02:00"),  # 2 h 30 = 9000 s
+        ("AsleepREM", f"{d3} 02:00", f"{d3} 03:00"),  # 3600 s
+        ("AsleepCore", f"{d3} 03:00", f"{d3} 06:00"),  # 3 h = 10800 s
+    ]
+    sleeps = [
+        xml(SLEEP, f"{start}:00 +0100", f"{end}:00 +0100", f"{STAGE}{stage}")
+        for stage, start, end in night_a + night_b
+    ]
+    path = tmp_path / "export.xml"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n<HealthData locale="en_GB">\n'
+        + "".join(steps + sleeps)
+        + "</HealthData>\n"
+    )
+    batches = list(read_batches(path, ArchiveLimits(), max_records=5, max_bytes=1 << 20))
+    # 5 records would cut night A after its 2nd record: the batch runs on to the night's end
+    # (3 steps + 6), and is cut before night B, 17 h after it (06:30 -> 23:30)
+    assert [len(b.records) for b in batches] == [9, 3]
+    found = [
+        (s.start, s.end, s.value, s.details)
+        for batch in batches
+        for s in sessions(map_payload(envelope(batch.records)).samples)
+    ]
+    assert found == [
+        (
+            utc(2024, 3, 1, 22),  # 23:00 +0100
+            utc(2024, 3, 2, 5, 30),  # 06:30 +0100
+            26100,  # 5400 + 2700 + 1800 + 12600 + 3600
+            {
+                "deep_s": 2700,
+                "light_s": 18000,  # 5400 + 12600
+                "rem_s": 5400,  # 1800 + 3600
+                "awake_s": 900,
+                "in_bed_s": 27000,  # 23:00 -> 06:30 = 7 h 30 = 26100 + 900
+                "efficiency": 96.67,  # 26100 / 27000 = 0.96666... -> 96.67 %
+            },
+        ),
+        (
+            utc(2024, 3, 2, 22, 30),  # 23:30 +0100
+            utc(2024, 3, 3, 5),  # 06:00 +0100
+            23400,  # 9000 + 3600 + 10800
+            {"deep_s": 0, "light_s": 19800, "rem_s": 3600},  # no Awake: in bed unknown
+        ),
+    ]

@@ -391,6 +391,16 @@ def test_a_malformed_row_is_rejected_alone_and_its_day_flagged() -> None:
     assert (second.value, second.quality, second.quality_reason) == (500, 1.0, None)
 
 
+def test_a_row_the_importer_could_not_read_is_rejected_with_its_reason() -> None:
+    # The importer sends a cut or garbled line as {"row", "error"} (diary_csv in connectors).
+    cut = {"row": 3, "error": "3 cells where the header has 5: the line is cut short or garbled"}
+    payload_rows = [*rows({"Date": "2024-05-01", "Energy (kcal)": "2000"}), cut]
+    for resource in ("dailysummary", "exercises", "biometrics"):
+        result = map_payload(envelope(resource, payload_rows, "UTC"))
+        assert result.records_seen == 2
+        assert [(r.where, r.reason) for r in result.rejections] == [("row 3", cut["error"])]
+
+
 def test_an_unknown_resource_or_zone_is_unmappable() -> None:
     with pytest.raises(UnmappablePayload, match="notes"):
         map_payload(envelope("notes", [], "UTC"))

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.events import (
+    ChangeKind,
     MetricChange,
     MetricChanges,
     MetricSample,
@@ -174,7 +175,7 @@ async def test_a_batch_applied_twice_or_cut_differently_equals_applying_it_once(
     assert {row[2] for row in b[0]} <= {1}  # a redelivery is no revision
 
 
-_samples = st.builds(
+_samples: st.SearchStrategy[dict[str, Any]] = st.builds(
     dict,
     metric=st.sampled_from([("steps", "count"), ("heart_rate", "bpm")]),
     device=st.none() | st.sampled_from(["Watch", "iPhone"]),
@@ -230,12 +231,12 @@ def test_announced_events_read_back_as_the_same_samples(
     wire = encode(metric_changes(user, raw_event, now, kind, changed))
     read = MetricChanges.model_validate_json(wire)
 
-    def kind_of(c: ChangedSample) -> str:
+    def kind_of(c: ChangedSample) -> ChangeKind:
         return "deleted" if kind == "deleted" else "created" if c.created else "updated"
 
     expected = {
         c.sample.id: MetricChange(
-            event=kind_of(c),  # type: ignore[arg-type]
+            event=kind_of(c),
             revision=c.revision,
             sample=MetricSample.model_validate(asdict(c.sample)),
         )

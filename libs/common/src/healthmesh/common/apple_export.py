@@ -9,11 +9,23 @@ Layout (reference: shared/reference/providers/apple_health.md, "Zip layout"): on
 `apple_health_export/`, holding `export.xml` (its name is localized, e.g. `exportieren.xml`),
 `export_cda.xml` (a clinical document, not ours), GPX routes and ECG CSVs; macOS adds
 `__MACOSX/` entries.
+
+It also holds what the connectors' importer and the normalizer's mapper must agree on about the
+export's sleep records: which records they are and when two of them are one night.
 """
 
 import zipfile
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import PurePosixPath
+
+SLEEP_ANALYSIS = "HKCategoryTypeIdentifierSleepAnalysis"
+NIGHT_GAP = timedelta(hours=2)
+"""Sleep-analysis records of one source less than this apart (end of the night so far to the
+next record's start) are one night. Within a night the Watch writes Awake stages and older
+exports an InBed record over it, so gaps are short; 2 h keeps a restless night whole (awake
+without a record) and a nap ending 2 h or more before bedtime apart. The importer keeps a night's
+records in one batch by it, the mapper builds `sleep_session`s by it."""
 
 
 class UnsafeArchive(ValueError):
@@ -31,8 +43,21 @@ class ArchiveLimits:
 
 
 def export_member(archive: zipfile.ZipFile, limits: ArchiveLimits) -> zipfile.ZipInfo:
-    """The export.xml entry of an Apple Health export.zip, once every entry was checked: no name
-    that escapes the archive, no zip bomb (compression ratio, total size), not encrypted."""
+    """The export.xml entry of an Apple Health export.zip, once every entry was checked."""
+    entries = checked_entries(archive, limits)
+    candidates = [e for e in entries if _is_export_xml(e)]
+    if not candidates:
+        raise UnsafeArchive(
+            "not an Apple Health export: no apple_health_export/export.xml in the archive"
+        )
+    named = [e for e in candidates if PurePosixPath(e.filename).name == "export.xml"]
+    return (named or sorted(candidates, key=lambda e: e.file_size))[-1]
+
+
+def checked_entries(archive: zipfile.ZipFile, limits: ArchiveLimits) -> list[zipfile.ZipInfo]:
+    """Every entry of an uploaded zip (also other exports that come zipped, e.g. MyFitnessPal's),
+    refused as a whole if one is not safe to read: a name that escapes the archive, a zip bomb
+    (compression ratio, total size), an encrypted entry."""
     entries = archive.infolist()
     if len(entries) > limits.max_entries:
         raise UnsafeArchive(f"the archive has {len(entries)} entries (limit {limits.max_entries})")
@@ -51,13 +76,7 @@ def export_member(archive: zipfile.ZipFile, limits: ArchiveLimits) -> zipfile.Zi
         raise UnsafeArchive(
             f"the archive expands to {total} bytes (limit {limits.max_uncompressed_bytes})"
         )
-    candidates = [e for e in entries if _is_export_xml(e)]
-    if not candidates:
-        raise UnsafeArchive(
-            "not an Apple Health export: no apple_health_export/export.xml in the archive"
-        )
-    named = [e for e in candidates if PurePosixPath(e.filename).name == "export.xml"]
-    return (named or sorted(candidates, key=lambda e: e.file_size))[-1]
+    return entries
 
 
 def _check_name(name: str) -> None:

@@ -19,7 +19,7 @@ from healthmesh.common.ids import content_hash, raw_event_id
 from healthmesh.common.logging import get_logger
 from healthmesh.common.topics import Topics
 from healthmesh.connectors import db
-from healthmesh.connectors.importers import apple_health, csv_file
+from healthmesh.connectors.importers import apple_health, cronometer, csv_file, myfitnesspal
 from healthmesh.connectors.importers.apple_health_xml import ExportError
 from healthmesh.connectors.importers.csv_file import UnreadableFile
 from healthmesh.connectors.settings import Settings
@@ -117,6 +117,28 @@ class Importer:
                 yield FileBatch(
                     apple_health.RESOURCE, payload, items.bytes_read, len(items.records)
                 )
+        elif request.kind in ("cronometer", "myfitnesspal"):
+            days = (
+                cronometer.read_batches(
+                    path, settings.import_batch_rows, settings.import_batch_bytes
+                )
+                if request.kind == "cronometer"
+                else myfitnesspal.read_batches(
+                    path,
+                    settings.archive_limits,
+                    settings.import_batch_rows,
+                    settings.import_batch_bytes,
+                )
+            )
+            for day_batch in days:
+                resource = day_batch.export.resource
+                # The zone of the file's local dates: given at upload, else the user's profile's.
+                days_payload: dict[str, Any] = {
+                    "file": resource,
+                    "timezone": request.timezone,
+                    "rows": day_batch.rows,
+                }
+                yield FileBatch(resource, days_payload, day_batch.bytes_read, len(day_batch.rows))
         else:
             raise UnreadableFile("file", f"no importer for kind {request.kind!r} yet")
 

@@ -2,9 +2,11 @@
 
 Table of contents: `create_app` opens the pool (its own schema migrated), the HTTP client for
 auth and preferences, the JWKS verifier, the broker and the outbox relay that publishes import
-requests, then mounts the routes: identity, imports, metrics, preferences.
+requests, the pool of upload writers and the sweep of expired uploads, then mounts the routes:
+identity, imports, resumable uploads, CSV presets, metrics, preferences.
 """
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib.resources import files
@@ -25,13 +27,23 @@ from healthmesh.common.http import (
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
-from healthmesh.gateway.routes import connections, identity, imports, metrics, preferences
+from healthmesh.gateway.resumable import sweep_forever
+from healthmesh.gateway.routes import (
+    connections,
+    csv_presets,
+    identity,
+    imports,
+    metrics,
+    preferences,
+    uploads,
+)
 from healthmesh.gateway.settings import Settings
 
 SERVICE = "gateway"
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, verifier: JwksVerifier | None = None) -> FastAPI:
+    """`verifier` defaults to one reading auth's JWKS; tests pass one over a fake auth."""
     tracer_provider = make_tracer_provider(SERVICE, settings.otel_exporter_otlp_endpoint)
     broker = make_broker(settings.kafka_bootstrap_servers, tracer_provider)
     outbox = Outbox("gateway", tracer_provider)
@@ -40,18 +52,37 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
         pool = await open_pool(settings.database_url)
+        writers = await open_pool(
+            settings.database_url, min_size=0, max_size=settings.upload_writers
+        )
         http = httpx.AsyncClient()
         try:
             await apply_migrations(pool, "gateway", files("healthmesh.gateway") / "migrations")
             app.state.pool = pool
+            app.state.upload_writers = writers
             app.state.http = http
-            app.state.verifier = JwksVerifier(http, f"{settings.auth_url}/.well-known/jwks.json")
+            app.state.verifier = verifier or JwksVerifier(
+                http, f"{settings.auth_url}/.well-known/jwks.json"
+            )
             await broker.start()
-            async with outbox.relaying(pool, broker):
-                yield
+            sweeping = asyncio.create_task(
+                sweep_forever(
+                    pool,
+                    writers,
+                    settings.upload_dir,
+                    settings.upload_expiry_s,
+                    settings.upload_sweep_interval_s,
+                )
+            )
+            try:
+                async with outbox.relaying(pool, broker):
+                    yield
+            finally:
+                sweeping.cancel()
         finally:
             await broker.stop()
             await http.aclose()
+            await writers.close()
             await pool.close()
 
     app = FastAPI(
@@ -69,7 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
         schema=ImportRequested,
     )
     app.state.outbox = outbox
-    for module in (identity, connections, imports, metrics, preferences):
+    for module in (identity, connections, imports, uploads, csv_presets, metrics, preferences):
         app.include_router(module.router)
     install_error_handlers(app)
 

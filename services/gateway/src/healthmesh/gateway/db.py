@@ -1,5 +1,5 @@
-"""The gateway's SQL: its own imports table, and read-only queries on the read models other
-services publish (connectors.import_progress_v1, normalizer.import_progress_v1,
+"""The gateway's SQL: its own imports and csv_presets tables, and read-only queries on the read
+models other services publish (connectors.import_progress_v1, normalizer.import_progress_v1,
 normalizer.samples_v1, connectors.sync_status_v1). Every query filters by the caller's user id."""
 
 from datetime import datetime
@@ -56,6 +56,59 @@ async def list_imports(pool: asyncpg.Pool, user_id: UUID, limit: int) -> list[di
         f"{_IMPORT_SELECT} WHERE i.user_id = $1 ORDER BY i.created_at DESC LIMIT $2", user_id, limit
     )
     return [dict(r) for r in rows]
+
+
+_PRESET_COLUMNS = "name, mapping, created_at, updated_at"
+
+
+async def upsert_csv_preset(
+    conn: asyncpg.Connection, user_id: UUID, name: str, mapping: dict[str, Any], max_presets: int
+) -> dict[str, Any] | None:
+    """Save the caller's preset `name` (replacing theirs of that name); None when it would be
+    one more than `max_presets`."""
+    others = await conn.fetchval(
+        "SELECT count(*) FROM gateway.csv_presets WHERE user_id = $1 AND name <> $2",
+        user_id,
+        name,
+    )
+    if others >= max_presets:
+        return None
+    row = await conn.fetchrow(
+        f"""INSERT INTO gateway.csv_presets (user_id, name, mapping) VALUES ($1, $2, $3)
+            ON CONFLICT (user_id, name)
+            DO UPDATE SET mapping = excluded.mapping, updated_at = now()
+            RETURNING {_PRESET_COLUMNS}""",
+        user_id,
+        name,
+        mapping,
+    )
+    return dict(row) if row else None
+
+
+async def get_csv_preset(pool: asyncpg.Pool, user_id: UUID, name: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        f"SELECT {_PRESET_COLUMNS} FROM gateway.csv_presets WHERE user_id = $1 AND name = $2",
+        user_id,
+        name,
+    )
+    return dict(row) if row else None
+
+
+async def list_csv_presets(pool: asyncpg.Pool, user_id: UUID) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        f"SELECT {_PRESET_COLUMNS} FROM gateway.csv_presets WHERE user_id = $1 ORDER BY name",
+        user_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def delete_csv_preset(pool: asyncpg.Pool, user_id: UUID, name: str) -> bool:
+    deleted = await pool.fetchval(
+        "DELETE FROM gateway.csv_presets WHERE user_id = $1 AND name = $2 RETURNING true",
+        user_id,
+        name,
+    )
+    return deleted is True
 
 
 _AGGREGATES = {
@@ -156,3 +209,105 @@ async def sync_status(pool: asyncpg.Pool, user_id: UUID) -> dict[str, dict[str, 
         user_id,
     )
     return {row["provider"]: dict(row) for row in rows}
+
+
+_UPLOAD_COLUMNS = "id, filename, length, received, expires_at"
+
+
+async def insert_upload(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    upload_id: UUID,
+    user_id: UUID,
+    filename: str,
+    length: int,
+    expiry_s: float,
+) -> asyncpg.Record:
+    row: asyncpg.Record = await conn.fetchrow(
+        f"""INSERT INTO gateway.uploads (id, user_id, filename, length, expires_at)
+            VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
+            RETURNING {_UPLOAD_COLUMNS}""",
+        upload_id,
+        user_id,
+        filename,
+        length,
+        float(expiry_s),
+    )
+    return row
+
+
+async def get_upload(
+    conn: asyncpg.Connection | asyncpg.Pool, upload_id: UUID, user_id: UUID
+) -> asyncpg.Record | None:
+    """The caller's upload, unless it has expired (an expired one is gone even before the sweep)."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""SELECT {_UPLOAD_COLUMNS} FROM gateway.uploads
+            WHERE id = $1 AND user_id = $2 AND expires_at > now()""",
+        upload_id,
+        user_id,
+    )
+    return row
+
+
+async def record_upload_offset(
+    conn: asyncpg.Connection, upload_id: UUID, user_id: UUID, received: int, expiry_s: float
+) -> asyncpg.Record | None:
+    """Bytes up to `received` are on disk for good; writing to an upload keeps it alive."""
+    row: asyncpg.Record | None = await conn.fetchrow(
+        f"""UPDATE gateway.uploads
+            SET received = $3, expires_at = now() + make_interval(secs => $4)
+            WHERE id = $1 AND user_id = $2
+            RETURNING {_UPLOAD_COLUMNS}""",
+        upload_id,
+        user_id,
+        received,
+        float(expiry_s),
+    )
+    return row
+
+
+async def delete_upload(conn: asyncpg.Connection, upload_id: UUID, user_id: UUID) -> bool:
+    deleted = await conn.fetchval(
+        """DELETE FROM gateway.uploads WHERE id = $1 AND user_id = $2 AND expires_at > now()
+           RETURNING id""",
+        upload_id,
+        user_id,
+    )
+    return deleted is not None
+
+
+async def take_completed_upload(conn: asyncpg.Connection, upload_id: UUID, user_id: UUID) -> bool:
+    """Consume the caller's completed upload in the import's transaction (false: it is gone)."""
+    taken = await conn.fetchval(
+        """DELETE FROM gateway.uploads
+           WHERE id = $1 AND user_id = $2 AND received = length AND expires_at > now()
+           RETURNING id""",
+        upload_id,
+        user_id,
+    )
+    return taken is not None
+
+
+# The expiry sweep is maintenance over every user's uploads, the only unscoped upload queries.
+
+
+async def expired_uploads(pool: asyncpg.Pool, limit: int) -> list[UUID]:
+    rows = await pool.fetch(
+        """SELECT id FROM gateway.uploads WHERE expires_at <= now()
+           ORDER BY expires_at LIMIT $1""",
+        limit,
+    )
+    return [row["id"] for row in rows]
+
+
+async def delete_expired_upload(conn: asyncpg.Connection, upload_id: UUID) -> bool:
+    deleted = await conn.fetchval(
+        "DELETE FROM gateway.uploads WHERE id = $1 AND expires_at <= now() RETURNING id", upload_id
+    )
+    return deleted is not None
+
+
+async def upload_exists(pool: asyncpg.Pool, upload_id: UUID) -> bool:
+    found = await pool.fetchval(
+        "SELECT EXISTS (SELECT FROM gateway.uploads WHERE id = $1)", upload_id
+    )
+    return bool(found)

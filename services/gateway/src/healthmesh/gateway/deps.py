@@ -23,6 +23,12 @@ def _pool(request: Request) -> asyncpg.Pool:
     return pool
 
 
+def _upload_writers(request: Request) -> asyncpg.Pool:
+    """Connections that hold a resumable upload's lock while a chunk arrives (resumable.py)."""
+    pool: asyncpg.Pool = request.app.state.upload_writers
+    return pool
+
+
 def _http(request: Request) -> httpx.AsyncClient:
     client: httpx.AsyncClient = request.app.state.http
     return client
@@ -56,6 +62,7 @@ async def _current_user(request: Request) -> Caller:
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
+UploadWriters = Annotated[asyncpg.Pool, Depends(_upload_writers)]
 Http = Annotated[httpx.AsyncClient, Depends(_http)]
 OutboxDep = Annotated[Outbox, Depends(_outbox)]
 TopicsDep = Annotated[Topics, Depends(_topics)]

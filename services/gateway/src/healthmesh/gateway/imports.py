@@ -4,19 +4,32 @@ the import's status computed from the importers' and the normalizer's progress."
 import csv
 import io
 import zipfile
+import zlib
 from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 import orjson
 from pydantic import ValidationError
 
 from healthmesh.common.apple_export import ArchiveLimits, UnsafeArchive, export_member
+from healthmesh.common.diary_exports import (
+    HEAD_BYTES,
+    ZIPPED_SOURCES,
+    NotAnExport,
+    header_of,
+    recognise,
+    zip_members,
+)
 from healthmesh.common.events import CsvMapping, ImportKind
 from healthmesh.common.http import ApiError
 
 KINDS = get_args(ImportKind)
-AVAILABLE_KINDS = ("csv", "apple_health")
+AVAILABLE_KINDS = ("csv", "apple_health", "cronometer", "myfitnesspal")
+DIARY_KINDS = ("cronometer", "myfitnesspal")
+"""Nutrition-diary exports: local dates without an offset, read in the import's `timezone`."""
 MAX_ERRORS_SHOWN = 100
 
 
@@ -32,15 +45,22 @@ def check_kind(kind: str | None) -> str:
 
 def parse_mapping(text: str | None) -> CsvMapping:
     if not text:
-        raise ApiError(422, "invalid_request", "kind=csv needs a 'mapping' (JSON)")
+        raise ApiError(422, "invalid_request", "kind=csv needs a 'mapping' (JSON) or a 'preset'")
     try:
-        return CsvMapping.model_validate(orjson.loads(text))
+        data = orjson.loads(text)
     except orjson.JSONDecodeError:
         raise ApiError(422, "invalid_mapping", "'mapping' is not valid JSON") from None
+    return check_mapping(data)
+
+
+def check_mapping(data: object) -> CsvMapping:
+    """The mapping, or 422 with the first reason (for the form field and saved presets alike)."""
+    try:
+        return CsvMapping.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ApiError(422, "invalid_mapping", f"mapping {where}: {first['msg']}") from None
+        where = " ".join(["mapping", ".".join(str(p) for p in first["loc"])]).strip()
+        raise ApiError(422, "invalid_mapping", f"{where}: {first['msg']}") from None
 
 
 def check_csv_header(path: Path, mapping: CsvMapping) -> None:
@@ -98,6 +118,68 @@ def check_apple_export(path: Path, limits: ArchiveLimits) -> None:
         raise ApiError(
             422, "unsafe_xml", "the export declares XML entities, which Apple's never does"
         )
+
+
+def check_diary_export(path: Path, kind: str, limits: ArchiveLimits) -> None:
+    """Refuse, before anything is queued, a file that is not one of the source's exports (by
+    its header), and a zip unless the source exports one (MyFitnessPal), unsafe to read (zip
+    bomb, entry escaping the archive) or holding a CSV that is not one of its exports."""
+    with path.open("rb") as raw:
+        head = raw.read(HEAD_BYTES)
+        if not head.strip():
+            raise ApiError(422, "unreadable_file", "the file is empty")
+        try:
+            if kind in ZIPPED_SOURCES and zipfile.is_zipfile(raw):
+                raw.seek(0)
+                with zipfile.ZipFile(raw) as archive:
+                    for member in zip_members(archive, limits):
+                        with archive.open(member) as member_file:
+                            try:
+                                recognise(kind, header_of(member_file.read(HEAD_BYTES)))
+                            except NotAnExport as exc:
+                                raise NotAnExport(f"{member.filename}: {exc}") from None
+            else:
+                recognise(kind, header_of(head))
+        except NotAnExport as exc:
+            raise ApiError(415, "unsupported_media_type", str(exc)) from None
+        except UnsafeArchive as exc:
+            raise ApiError(422, "unsafe_archive", str(exc)) from None
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise ApiError(422, "unreadable_file", f"the zip cannot be read: {exc}") from None
+
+
+def check_timezone(kind: str, name: str | None) -> str | None:
+    """The upload's `timezone` field: an IANA zone, for the kinds whose files need one."""
+    if name is None:
+        return None
+    if kind not in DIARY_KINDS:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"'timezone' is for kinds {', '.join(DIARY_KINDS)} (csv: the mapping's timezone)",
+        )
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ApiError(
+            422, "invalid_timezone", f"unknown timezone {name!r}: expected an IANA name"
+        ) from None
+    return name
+
+
+async def profile_timezone(http: httpx.AsyncClient, auth_url: str, authorization: str) -> str:
+    """The caller's profile zone, from the auth service that owns users (the access token does
+    not carry it)."""
+    try:
+        answer = await http.get(
+            f"{auth_url.rstrip('/')}/v1/me", headers={"authorization": authorization}, timeout=10.0
+        )
+        answer.raise_for_status()
+        return str(answer.json()["timezone"])
+    except (httpx.HTTPError, ValueError, KeyError):
+        raise ApiError(
+            503, "unavailable", "cannot read your profile's timezone: send a 'timezone' field"
+        ) from None
 
 
 def import_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:

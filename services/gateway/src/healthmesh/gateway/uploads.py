@@ -27,10 +27,17 @@ class ReceivedForm:
 
 
 async def receive_form(
-    request: Request, file_path: Path, *, max_file_bytes: int, max_field_bytes: int
+    request: Request,
+    file_path: Path,
+    *,
+    max_file_bytes: int,
+    max_field_bytes: int,
+    keep_file_bytes: int | None = None,
 ) -> ReceivedForm:
     """Parse `request` as multipart/form-data, writing the part named `file` to `file_path`.
 
+    With `keep_file_bytes`, only the file's first bytes reach the disk and the rest is read and
+    dropped (a preview needs only the head); `size` still counts every byte sent.
     On any error the partial file is removed and an ApiError (413 or 422) says why.
     """
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
@@ -103,7 +110,10 @@ async def receive_form(
                                 "payload_too_large",
                                 f"uploads are limited to {max_file_bytes} bytes",
                             )
-                        out.write(data)
+                        before = form.file.size - len(data)
+                        room = len(data) if keep_file_bytes is None else keep_file_bytes - before
+                        if room > 0:
+                            out.write(data[:room])
                     else:
                         value.extend(data)
                         if len(value) > max_field_bytes:

@@ -8,18 +8,25 @@ attributes as text, ...). Reference: shared/reference/providers/apple_health.md.
   source_record_id: the export has no record ids, and iPhone and Watch often write the same
   interval, which must stay two samples (choosing between them is the reader's job, not ours).
 - Unknown types (Height, AppleStandTime, MindfulSession, ...) count as seen and yield nothing.
+- Sleep: each asleep record is a `sleep_duration`; the sleep-analysis records of one source
+  chained with gaps under `NIGHT_GAP` are a night, one `sleep_session`. The importer never cuts
+  a batch inside a night, so a payload holds whole nights and this stays a pure function of it.
 """
 
 import math
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import JsonValue
 
+from healthmesh.common.apple_export import NIGHT_GAP, SLEEP_ANALYSIS
 from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.units import UnitError, to_canonical
 from healthmesh.normalizer.mapping import (
+    MAX_UTC_OFFSET_S,
     BadRecord,
     MappingResult,
     Sample,
@@ -40,6 +47,10 @@ QUANTITY_METRICS: dict[str, str] = {
     f"{_Q}DistanceSwimming": "distance",
     f"{_Q}DistanceWheelchair": "distance",
     f"{_Q}DistanceDownhillSnowSports": "distance",
+    f"{_Q}DistanceCrossCountrySkiing": "distance",  # iOS 18
+    f"{_Q}DistancePaddleSports": "distance",  # iOS 18
+    f"{_Q}DistanceRowing": "distance",  # iOS 18
+    f"{_Q}DistanceSkatingSports": "distance",  # iOS 18
     f"{_Q}ActiveEnergyBurned": "active_energy",
     f"{_Q}BasalEnergyBurned": "basal_energy",
     f"{_Q}FlightsClimbed": "floors",
@@ -69,18 +80,21 @@ QUANTITY_METRICS: dict[str, str] = {
 }
 """Quantity types with a vocabulary metric; the value is a number in the record's `unit`."""
 
-SLEEP_TYPE = "HKCategoryTypeIdentifierSleepAnalysis"
+SLEEP_TYPE = SLEEP_ANALYSIS
 _SLEEP = "HKCategoryValueSleepAnalysis"
-SLEEP_STAGES: dict[str, str | None] = {
-    f"{_SLEEP}AsleepCore": "core",
+SLEEP_STAGES: dict[str, str] = {
+    f"{_SLEEP}AsleepCore": "core",  # Apple's "core" is light sleep
     f"{_SLEEP}AsleepDeep": "deep",
     f"{_SLEEP}AsleepREM": "rem",
     f"{_SLEEP}AsleepUnspecified": "unspecified",
     f"{_SLEEP}Asleep": "unspecified",  # before iOS 16 there were no stages
-    f"{_SLEEP}InBed": None,  # time in bed, not asleep: no sleep_duration
-    f"{_SLEEP}Awake": None,  # awake during the night: not sleep
+    f"{_SLEEP}InBed": "in_bed",  # time in bed, not asleep: no sleep_duration
+    f"{_SLEEP}Awake": "awake",  # awake during the night: not sleep
 }
-"""Sleep category values: the stage of an asleep record, None for the ones that are not sleep."""
+"""Sleep category values and the stage each one is."""
+ASLEEP = frozenset(("core", "deep", "rem", "unspecified"))
+STAGE_DETAILS = {"deep": "deep_s", "core": "light_s", "rem": "rem_s"}
+"""The staged (iOS 16+) asleep stages and the session detail each one sums into."""
 
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"  # "2016-04-15 07:15:00 -0700": not ISO 8601 (space, ±HHMM)
 _FRACTION_UNIT = "%"  # HealthKit's percent unit holds 0..1 (SpO2 0.97, body fat 0.25): a fraction
@@ -98,9 +112,12 @@ def _map_export(envelope: RawPayloadReceived) -> MappingResult:
     records = payload.get("records") if isinstance(payload, dict) else None
     if not isinstance(records, list):
         raise UnmappablePayload("apple_health export payload needs a list of 'records'")
-    return map_records(
-        ((_where(item), item) for item in records), lambda item: _map_item(envelope, item)
+    spans: list[SleepSpan] = []
+    result = map_records(
+        ((_where(item), item) for item in records), lambda item: _map_item(envelope, item, spans)
     )
+    result.samples.extend(sleep_sessions(envelope, spans))
+    return result
 
 
 def _where(item: Any) -> str:
@@ -108,12 +125,13 @@ def _where(item: Any) -> str:
     return f"line {line if line is not None else '?'}"
 
 
-def _map_item(envelope: RawPayloadReceived, item: Any) -> list[Sample]:
+def _map_item(envelope: RawPayloadReceived, item: Any, spans: list["SleepSpan"]) -> list[Sample]:
+    """The item's own samples; a valid sleep-analysis record also joins `spans`."""
     if not isinstance(item, dict):
         raise BadRecord("an item must be an object")
     kind = item.get("kind")
     if kind == "record":
-        return _map_record(envelope, item)
+        return _map_record(envelope, item, spans)
     if kind == "correlation":
         # Blood pressure (and food) pairs: the members are the values. Real exports repeat them
         # at the top level too (v3 DTD note); same key, same id, so the upsert stores them once.
@@ -121,7 +139,7 @@ def _map_item(envelope: RawPayloadReceived, item: Any) -> list[Sample]:
         for member in _list(item, "records"):
             if not isinstance(member, dict):
                 raise BadRecord("a correlation member must be an object")
-            samples.extend(_map_record(envelope, member))
+            samples.extend(_map_record(envelope, member, None))
         return samples
     if kind == "workout":
         return [_map_workout(envelope, item)]
@@ -132,10 +150,12 @@ def _map_item(envelope: RawPayloadReceived, item: Any) -> list[Sample]:
     raise BadRecord(f"unknown item kind {kind!r}")
 
 
-def _map_record(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Sample]:
+def _map_record(
+    envelope: RawPayloadReceived, record: dict[str, Any], spans: list["SleepSpan"] | None
+) -> list[Sample]:
     type_ = _text(record, "type")
     if type_ == SLEEP_TYPE:
-        return _map_sleep(envelope, record)
+        return _map_sleep(envelope, record, [] if spans is None else spans)
     metric = QUANTITY_METRICS.get(type_)
     if metric is None:
         return []  # a type without a vocabulary metric: seen, not mapped
@@ -147,8 +167,7 @@ def _map_record(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Sa
         unit = "kg/m2"
     details: dict[str, JsonValue] | None = None
     if metric == "hrv_sdnn" and record.get("beats"):
-        # The beats' times are locale-formatted times of day without a date: only bpm is kept.
-        details = {"beats_bpm": [_number(b, "bpm") for b in _list(record, "beats")]}
+        details = _beats(start, _list(record, "beats"))
     source = _text(record, "sourceName")
     try:
         return [
@@ -170,18 +189,27 @@ def _map_record(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Sa
         raise BadRecord(f"{type_}: {exc}") from None
 
 
-def _map_sleep(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Sample]:
-    """One asleep-stage record is a sleep_duration over its own interval. No sleep_session:
-    a night is many records, possibly across batches, and the export does not group them."""
+def _map_sleep(
+    envelope: RawPayloadReceived, record: dict[str, Any], spans: list["SleepSpan"]
+) -> list[Sample]:
+    """An asleep-stage record is a sleep_duration over its own interval; InBed and Awake give
+    none. Once valid, every one of them joins `spans`, from which the nights are built."""
     value = _text(record, "value")
     if value not in SLEEP_STAGES:
         raise BadRecord(f"unknown sleep analysis value {value!r}")
     stage = SLEEP_STAGES[value]
     start, end = _time(record, "startDate"), _time(record, "endDate")
-    if stage is None:
-        return []
     source = _text(record, "sourceName")
-    return [
+    if end < start:
+        raise BadRecord(f"{SLEEP_TYPE}: ends before it starts ({start} > {end})")
+    for moment in (start, end):
+        if abs(offset_seconds(moment)) > MAX_UTC_OFFSET_S:
+            raise BadRecord(f"{SLEEP_TYPE}: UTC offset of {moment} is beyond ±18 h")
+    span = SleepSpan(source, stage, start, end)
+    if stage not in ASLEEP:
+        spans.append(span)
+        return []
+    samples = [
         measurement(
             envelope,
             metric="sleep_duration",
@@ -196,6 +224,146 @@ def _map_sleep(envelope: RawPayloadReceived, record: dict[str, Any]) -> list[Sam
             details={"stage": stage},
         )
     ]
+    spans.append(span)
+    return samples
+
+
+# --- nights ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SleepSpan:
+    """One valid sleep-analysis record, as nights are built from them."""
+
+    source: str
+    stage: str
+    """A value of SLEEP_STAGES: core, deep, rem, unspecified, in_bed or awake."""
+    start: datetime
+    end: datetime
+
+
+def sleep_sessions(envelope: RawPayloadReceived, spans: Iterable[SleepSpan]) -> list[Sample]:
+    """One `sleep_session` per night of each source: its spans in time order, chained while the
+    next starts less than NIGHT_GAP after the night's end so far. A night without an asleep
+    record (the iPhone's bedtime InBed alone) says nothing about sleep and gives none.
+
+    The session runs from the night's first start to its last end, offset by that end (sleep is
+    counted on the day it ends). Its value is the time asleep (the union of the asleep spans);
+    details: deep/light/rem seconds for a staged night (iOS 16+; an old Asleep night has no
+    stages), awake seconds when Awake records exist, and when InBed or Awake records say when
+    the sleeper was in bed, `in_bed_s` (the union of all the night's spans) and `efficiency`
+    (asleep / in bed, %). Its id comes from source, start and end: the same export gives the
+    same sessions."""
+    by_source: dict[str, list[SleepSpan]] = {}
+    for span in spans:
+        by_source.setdefault(span.source, []).append(span)
+    sessions: list[Sample] = []
+    for source, own in by_source.items():
+        for night in _nights(sorted(own, key=lambda s: (s.start, s.end, s.stage))):
+            if any(s.stage in ASLEEP for s in night):
+                sessions.append(_session(envelope, source, night))
+    return sessions
+
+
+def _nights(spans: list[SleepSpan]) -> list[list[SleepSpan]]:
+    """Spans sorted by start, chained into nights by NIGHT_GAP."""
+    nights: list[list[SleepSpan]] = []
+    end: datetime | None = None
+    for span in spans:
+        if end is not None and span.start - end < NIGHT_GAP:
+            nights[-1].append(span)
+            end = max(end, span.end)
+        else:
+            nights.append([span])
+            end = span.end
+    return nights
+
+
+def _session(envelope: RawPayloadReceived, source: str, night: list[SleepSpan]) -> Sample:
+    stages = {s.stage for s in night}
+    asleep = _covered(s for s in night if s.stage in ASLEEP)
+    details: dict[str, JsonValue] = {}
+    if stages & STAGE_DETAILS.keys():
+        for stage, key in STAGE_DETAILS.items():
+            details[key] = _covered(s for s in night if s.stage == stage)
+    if "awake" in stages:
+        details["awake_s"] = _covered(s for s in night if s.stage == "awake")
+    if stages & {"in_bed", "awake"}:
+        in_bed = _covered(night)
+        details["in_bed_s"] = in_bed
+        if in_bed > 0:
+            details["efficiency"] = round(asleep / in_bed * 100, 2)
+    last = max(night, key=lambda s: s.end)
+    return measurement(
+        envelope,
+        metric="sleep_session",
+        value=asleep,
+        unit="s",
+        start=min(s.start for s in night),
+        end=last.end,
+        utc_offset_s=offset_seconds(last.end),
+        source_field=SLEEP_TYPE,
+        source_record_id=source,
+        device=source,
+        details=details,
+    )
+
+
+def _covered(spans: Iterable[SleepSpan]) -> int:
+    """Seconds covered by the union of the spans (a source may write overlapping ones)."""
+    total, reach = 0.0, None
+    for span in sorted(spans, key=lambda s: s.start):
+        if reach is None or span.start >= reach:
+            total += (span.end - span.start).total_seconds()
+            reach = span.end
+        elif span.end > reach:
+            total += (span.end - reach).total_seconds()
+            reach = span.end
+    return round(total)
+
+
+# --- HRV beats ------------------------------------------------------------------------------------
+
+_BEAT_TIME = re.compile(r"(\d{1,2}):(\d{2}):(\d{2})(?:[.,](\d{1,6}))?\s*([AaPp][Mm])?")
+_DAY_S, _HALF_DAY_S = 86_400, 43_200
+
+
+def _beats(start: datetime, beats: list[Any]) -> dict[str, JsonValue]:
+    """The beat-to-beat list of an HRV record: each beat's bpm, and when every beat's time reads,
+    its seconds after the record's start (`beats_s`). A beat's time is a time of day without a
+    date, written in the phone's locale ("10:10:01.52 PM", "22:10:01,52"): it is placed on the
+    record's local day, a day later or earlier when that is nearer (a series across midnight)."""
+    details: dict[str, JsonValue] = {"beats_bpm": [_number(b, "bpm") for b in beats]}
+    day_s = start.hour * 3600 + start.minute * 60 + start.second
+    offsets: list[JsonValue] = []
+    for beat in beats:
+        seconds = _time_of_day(beat.get("time") if isinstance(beat, dict) else None)
+        if seconds is None:
+            return details  # a locale not read: the bpm list alone
+        offset = seconds - day_s
+        if offset < -_HALF_DAY_S:
+            offset += _DAY_S
+        elif offset > _HALF_DAY_S:
+            offset -= _DAY_S
+        offsets.append(round(offset, 3))
+    details["beats_s"] = offsets
+    return details
+
+
+def _time_of_day(text: Any) -> float | None:
+    """Seconds since midnight of "h:mm:ss[.ff] [AM|PM]" or "HH:mm:ss[,ff]"; None otherwise."""
+    match = _BEAT_TIME.fullmatch(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        return None
+    hour, minute, second, fraction, half = match.groups()
+    h = int(hour)
+    if half is not None:
+        if not 1 <= h <= 12:
+            return None
+        h = h % 12 + (12 if half.lower() == "pm" else 0)
+    if h > 23 or int(minute) > 59 or int(second) > 59:
+        return None
+    return h * 3600 + int(minute) * 60 + int(second) + float(f"0.{fraction or 0}")
 
 
 def _map_workout(envelope: RawPayloadReceived, workout: dict[str, Any]) -> Sample:

@@ -84,7 +84,10 @@ def _where(row: Any) -> str:
 
 
 def cells(row: Any) -> dict[str, str]:
-    """The row's non-empty cells by header (a BOM and blanks stripped: files may have them)."""
+    """The row's non-empty cells by header (a BOM and blanks stripped: files may have them).
+    A row the importer could not read (a cut or garbled line) comes as {"row", "error"}."""
+    if isinstance(row, dict) and isinstance(row.get("error"), str):
+        raise BadRecord(row["error"])
     if not isinstance(row, dict) or not isinstance(row.get("values"), dict):
         raise BadRecord("malformed row: no 'values'")
     found = {}
