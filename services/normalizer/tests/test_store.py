@@ -165,6 +165,41 @@ async def test_watch_and_phone_steps_over_the_same_hour_count_once(pool: asyncpg
     ]
 
 
+async def test_one_night_recorded_by_two_devices_of_a_source_counts_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """Apple Health holds the Watch's night and a sleep app's (AutoSleep) of the same night:
+    sessions, like cumulative samples, count once where devices overlap."""
+    user = uuid.uuid4()
+
+    def night(start: str, end: str, asleep_h: float, device: str) -> dict[str, Any]:
+        return {
+            "metric": "sleep_session",
+            "value": asleep_h,
+            "unit": "h",
+            "start": start,
+            "end": end,
+            "device": device,
+            "id": device,
+            "offset": 3600,
+        }
+
+    await handler(pool).handle(
+        [
+            message(
+                user,
+                [
+                    night("2024-03-01T23:00:00+01:00", "2024-03-02T07:00:00+01:00", 7, "Watch"),
+                    # The app saw 23:30-07:30: 7.5 of its 8 h overlap the watch's night.
+                    night("2024-03-01T23:30:00+01:00", "2024-03-02T07:30:00+01:00", 6, "AutoSleep"),
+                ],
+            )
+        ]
+    )
+    # Watch 7 h in full; the app's 6 h * (1 - 7.5/8) = 0.375 h: 7.375 h = 26,550 s (plain 46,800).
+    assert await daily(pool, user) == [("sleep_session", "2024-03-02", 2, 26_550.0, 46_800.0, 2)]
+
+
 async def test_rollups_use_each_samples_local_day_and_leave_out_implausible_values(
     pool: asyncpg.Pool,
 ) -> None:

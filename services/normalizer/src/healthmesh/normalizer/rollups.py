@@ -215,6 +215,11 @@ HOURLY = Grain(
 )
 
 
+_OVERLAPPING = frozenset(("sum", "session"))
+"""Aggregations whose values add up over time, so two devices of a source recording the same
+time (steps from Watch and iPhone, a night from the Watch and a sleep app) would count twice."""
+
+
 async def refresh(conn: asyncpg.Connection, samples: Iterable[Sample]) -> None:
     """Recompute the day and hour rollups these (changed or deleted) samples fall in."""
     days, hours = rollup_keys(samples)
@@ -233,7 +238,7 @@ async def _recompute(
     shared = [
         tuple(row[:4])
         for row in rows
-        if row["devices"] > 1 and metric_def(row["metric"]).aggregation == "sum"
+        if row["devices"] > 1 and metric_def(row["metric"]).aggregation in _OVERLAPPING
     ]
     if not shared:
         return
