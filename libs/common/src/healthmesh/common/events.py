@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from healthmesh.common.units import UnitError, check_unit
-from healthmesh.common.vocabulary import METRICS
+from healthmesh.common.vocabulary import METRICS, Category
 
 ImportKind = Literal["apple_health", "csv", "cronometer", "myfitnesspal"]
 
@@ -112,6 +112,15 @@ class RawPayloadReceived(_Contract):
     payload: JsonValue = Field(description="The payload as received; for files, one batch.")
 
 
+_DETAILS = (
+    "What a session carries beyond its value: for `sleep_session` the stage seconds (`deep_s`, "
+    "`light_s`, `rem_s`, `awake_s`), `in_bed_s` and `efficiency` (%); for `workout` the `sport` "
+    "and any of `energy_kcal`, `distance_m`, `avg_heart_rate`, `max_heart_rate`; for an Apple "
+    "Health `hrv_sdnn` its beat-to-beat list, `beats_bpm` and `beats_s` (each beat's seconds "
+    "after the start). Absent for plain measurements."
+)
+
+
 class MetricSample(_Contract):
     """One unified measurement, with its provenance."""
 
@@ -129,13 +138,7 @@ class MetricSample(_Contract):
     quality: float = Field(1.0, description="0..1; low when implausible or doubtful.")
     quality_reason: str | None = Field(None, description="Why the quality is low.")
     raw_event_id: UUID = Field(description="Id of the raw event it was mapped from (lineage).")
-    details: dict[str, JsonValue] | None = Field(
-        None,
-        description="What a session carries beyond its value: for `sleep_session` the stage "
-        "seconds (`deep_s`, `light_s`, `rem_s`, `awake_s`), `in_bed_s` and `efficiency` (%); "
-        "for `workout` the `sport` and any of `energy_kcal`, `distance_m`, `avg_heart_rate`, "
-        "`max_heart_rate`. Absent for plain measurements.",
-    )
+    details: dict[str, JsonValue] | None = Field(None, description=_DETAILS)
 
 
 ChangeKind = Literal["created", "updated", "deleted"]
@@ -162,9 +165,7 @@ class SampleChange(_Contract):
     source_record_id: str = Field("", description="The source's own id of the record, if any.")
     quality: float = Field(1.0, description="0..1; low when implausible or doubtful.")
     quality_reason: str | None = Field(None, description="Why the quality is low.")
-    details: dict[str, JsonValue] | None = Field(
-        None, description="What a session carries beyond its value (see `MetricSample`)."
-    )
+    details: dict[str, JsonValue] | None = Field(None, description=_DETAILS)
 
 
 class SeriesChanges(_Contract):
@@ -253,6 +254,45 @@ class ConnectionChanged(_Contract):
         False, description="On disconnected: the user asked for this source's data to be deleted."
     )
     occurred_at: datetime = Field(description="When it happened.")
+
+
+class PreferencesChanged(_Contract):
+    """A user's source priority for a category, or override for a metric, was set or removed
+    (`preferences.changed`, keyed by user id). Whoever keeps answers resolved from the user's
+    preferences (caches, ETags, precomputed views) drops them. A delivery may repeat."""
+
+    schema_: Literal["preferences.v1"] = Field(
+        "preferences.v1", alias="schema", description="Contract version."
+    )
+    event: Literal[
+        "preferences.priority_set",
+        "preferences.priority_deleted",
+        "preferences.override_set",
+        "preferences.override_deleted",
+    ] = Field(
+        description="priority_set / priority_deleted: the user's order for `category` was "
+        "stored / removed (the documented default applies again); override_set / "
+        "override_deleted: the user's order for `metric` was stored / removed (its category's "
+        "order applies again)."
+    )
+    user_id: UUID = Field(description="Whose preferences; also the message key.")
+    category: Category | None = Field(
+        None, description="The category, on priority events; null on override events."
+    )
+    metric: str | None = Field(
+        None, description="The metric id, on override events; null on priority events."
+    )
+    sources: list[str] | None = Field(
+        None,
+        description="The stored source order, most preferred first, on *_set events; null on "
+        "*_deleted events.",
+    )
+    fallback: bool | None = Field(
+        None,
+        description="On priority_set: whether lower sources answer when a higher one has no "
+        "data. Null otherwise.",
+    )
+    occurred_at: datetime = Field(description="When the change was committed.")
 
 
 class DeadLettered(_Contract):

@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,21 +39,39 @@ def sample_id(
     end: datetime,
     source_record_id: str,
 ) -> uuid.UUID:
-    """Id of a unified sample, derived from its natural key: `uuid5(HEALTHMESH_NAMESPACE, key)`
-    computed inline (the normalizer derives one per sample, a minute-level day has 1,440).
+    """Id of a unified sample, derived from its natural key: `uuid5(HEALTHMESH_NAMESPACE, key)`."""
+    return sample_ids(user_id, metric, source)(
+        start.astimezone(UTC), end.astimezone(UTC), source_record_id
+    )
 
-    It is asyncpg's `UUID`, a `uuid.UUID` subclass equal to the standard one, because asyncpg
+
+SampleIds = Callable[[datetime, datetime, str], uuid.UUID]
+"""(start in UTC, end in UTC, source record id) -> the sample's id, for one series."""
+
+
+@functools.lru_cache(maxsize=1024)
+def sample_ids(user_id: uuid.UUID, metric: str, source: str) -> SampleIds:
+    """`sample_id` for the samples of one user, metric and source, computed inline (the
+    normalizer derives one per sample, a minute-level day has 1,440): the key is a JSON array
+    whose first parts are the series', so their SHA-1 is taken once and copied.
+
+    Ids are asyncpg's `UUID`, a `uuid.UUID` subclass equal to the standard one, because asyncpg
     builds it and writes it to PostgreSQL in C, several times faster than `uuid.UUID(...)` and
     its `.bytes`."""
-    # The key is a JSON array whose first parts are the same for a whole series of samples;
-    # orjson writes an aware datetime exactly as isoformat() does, several times faster.
-    hasher = _hashed_key_start(user_id, metric, source).copy()
-    hasher.update(orjson.dumps((start.astimezone(UTC), end.astimezone(UTC), source_record_id))[1:])
-    digest = bytearray(hasher.digest()[:16])
-    digest[6] = digest[6] & 0x0F | 0x50  # version 5
-    digest[8] = digest[8] & 0x3F | 0x80  # RFC 4122 variant
-    made: uuid.UUID = pgproto.UUID(bytes(digest))
-    return made
+    key_start = orjson.dumps(("sample", str(user_id), metric, source))[:-1] + b","
+    series = hashlib.sha1(_NAMESPACE_BYTES + key_start, usedforsecurity=False)
+
+    def of(start: datetime, end: datetime, source_record_id: str) -> uuid.UUID:
+        hasher = series.copy()
+        # orjson writes a UTC datetime exactly as isoformat() does, several times faster.
+        hasher.update(orjson.dumps((start, end, source_record_id))[1:])
+        digest = bytearray(hasher.digest()[:16])
+        digest[6] = digest[6] & 0x0F | 0x50  # version 5
+        digest[8] = digest[8] & 0x3F | 0x80  # RFC 4122 variant
+        made: uuid.UUID = pgproto.UUID(bytes(digest))
+        return made
+
+    return of
 
 
 def fast_uuid(value: uuid.UUID) -> uuid.UUID:
@@ -61,10 +80,3 @@ def fast_uuid(value: uuid.UUID) -> uuid.UUID:
         return value
     made: uuid.UUID = pgproto.UUID(value.bytes)
     return made
-
-
-@functools.lru_cache(maxsize=4096)
-def _hashed_key_start(user_id: uuid.UUID, metric: str, source: str) -> "hashlib._Hash":
-    """SHA-1 fed with the namespace and `["sample","<user>","<metric>","<source>",`."""
-    start = orjson.dumps(("sample", str(user_id), metric, source))[:-1] + b","
-    return hashlib.sha1(_NAMESPACE_BYTES + start, usedforsecurity=False)

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
@@ -67,8 +67,9 @@ class ImportBatch:
     errors: list[dict[str, str]]
 
 
-@dataclass(frozen=True)
-class ChangedSample:
+class ChangedSample(NamedTuple):
+    """A sample a transaction really changed (a NamedTuple: one is made per new sample)."""
+
     sample: Sample
     revision: int
     created: bool

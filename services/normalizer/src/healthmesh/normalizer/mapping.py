@@ -20,7 +20,7 @@ from uuid import UUID
 from pydantic import JsonValue
 
 from healthmesh.common.events import RawPayloadReceived
-from healthmesh.common.ids import fast_uuid, sample_id
+from healthmesh.common.ids import SampleIds, fast_uuid, sample_ids
 from healthmesh.common.units import converter
 from healthmesh.common.vocabulary import metric_def
 from healthmesh.normalizer.quality import assess
@@ -263,6 +263,7 @@ def series(
         quality_reason=quality_reason,
         to_canonical=converter(metric, unit),
         plausible=definition.plausible,
+        ids=sample_ids(envelope.user_id, metric, envelope.source),
     )
 
 
@@ -283,6 +284,7 @@ class Series:
     quality_reason: str | None
     to_canonical: Callable[[float], float]
     plausible: tuple[float, float]
+    ids: SampleIds
 
     def point(
         self,
@@ -311,7 +313,7 @@ class Series:
         utc_end = end if end.tzinfo is UTC else end.astimezone(UTC)
         source = self.envelope.source
         return Sample(
-            id=sample_id(self.user_id, self.metric, source, utc_start, utc_end, source_record_id),
+            id=self.ids(utc_start, utc_end, source_record_id),
             user_id=self.user_id,
             metric=self.metric,
             value=canonical,
