@@ -38,6 +38,7 @@ from typing import Any
 
 import asyncpg
 import psutil
+from aiokafka.partitioner import murmur2  # noqa: TID251 - where keys land, to spread users
 from benchkit import fresh_run, rss_bytes, say
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -60,6 +61,8 @@ from healthmesh.normalizer.sources import oura
 ROWS_PER_EVENT = 1440
 FIRST_DAY = datetime(2025, 1, 1, tzinfo=UTC)
 SEGMENTS = 10
+PARTITIONS = 6
+"""Of each topic, as `create_topics` makes them."""
 COPY_EVENTS = 35
 """Events per COPY call in the ceiling run (about 50,000 rows, what one normalizer batch holds)."""
 
@@ -87,8 +90,28 @@ def parse_options(argv: list[str] | None) -> Options:
 def events(options: Options) -> list[tuple[uuid.UUID, int]]:
     """(user, day number) of every event, users interleaved as many syncs would be."""
     count = max(1, options.rows // ROWS_PER_EVENT)
-    users = [uuid.UUID(int=i + 1) for i in range(options.users)]
+    users = spread_users(options.users, PARTITIONS)
     return [(users[i % len(users)], i // len(users)) for i in range(count)]
+
+
+def spread_users(count: int, partitions: int) -> list[uuid.UUID]:
+    """`count` user ids whose keys land evenly on the raw topic's partitions, as the keys of
+    many real users do. A hundred sequential ids hash unevenly (15 to 20 a partition: one
+    process got 55 users' events, the other 45), so one ran out of work early and the other
+    finished the last tenth alone."""
+    per_partition = -(-count // partitions)
+    taken: dict[int, int] = {}
+    users: list[uuid.UUID] = []
+    candidate = 0
+    while len(users) < count:
+        candidate += 1
+        user = uuid.UUID(int=candidate)
+        # The Kafka client's default partitioner (murmur2 of the key).
+        partition = (murmur2(str(user).encode()) & 0x7FFFFFFF) % partitions
+        if taken.get(partition, 0) < per_partition:
+            taken[partition] = taken.get(partition, 0) + 1
+            users.append(user)
+    return users
 
 
 def heartrate_day(user: uuid.UUID, day: int) -> dict[str, Any]:
