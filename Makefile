@@ -42,9 +42,13 @@ typecheck: install ## mypy --strict over every package and its tests
 	@$(UV) run --frozen --no-sync mypy libs/*/tests services/*/tests tools/*/tests tests
 
 .PHONY: bench
-bench: install ## Benchmarks: normalizer write path vs COPY; 100 users' year backfill (benchmarks/README.md)
+bench: install ## Benchmarks: normalizer write path vs COPY; Apple Health import; query load; backfills (benchmarks/README.md)
 	@$(UV) run --frozen --no-sync python benchmarks/normalizer_write.py --rows 1000000 --processes 2 \
 		|| echo "normalizer_write: below the goal (see above)"
+	@$(UV) run --frozen --no-sync python benchmarks/apple_import.py --records 500000 \
+		|| echo "apple_import: below the goal (see above)"
+	@$(UV) run --frozen --no-sync python benchmarks/query_load.py --reuse .data/bench/query-load \
+		|| echo "query_load: below the goal (see above)"
 	@for group in whoop,withings,strava oura fitbit; do \
 		$(UV) run --frozen --no-sync python benchmarks/sync_backfill.py --providers $$group \
 			$(BENCH_ARGS) || exit 1; \

@@ -13,6 +13,7 @@ from healthmesh.common.events import (
     MetricChange,
     MetricChanges,
     MetricSample,
+    PreferencesChanged,
     RawPayloadReceived,
     SampleChange,
     SeriesChanges,
@@ -256,3 +257,22 @@ def test_contracts_are_immutable() -> None:
 
     with pytest.raises(ValidationError, match="frozen"):
         event.source = "oura"  # type: ignore[misc]
+
+
+def test_preferences_changed_round_trips_and_describes_every_field() -> None:
+    change = PreferencesChanged(
+        event="preferences.priority_set",
+        user_id=USER,
+        category="sleep",
+        sources=["oura", "apple_health"],
+        fallback=True,
+        occurred_at=AT,
+    )
+    wire = orjson.loads(orjson.dumps(dump(change)))
+    assert wire["schema"] == "preferences.v1"
+    assert wire["metric"] is None
+    assert PreferencesChanged.model_validate(wire) == change
+    undescribed = [n for n, f in PreferencesChanged.model_fields.items() if not f.description]
+    assert undescribed == []
+    with pytest.raises(ValidationError, match="category"):
+        PreferencesChanged.model_validate(wire | {"category": "mood"})

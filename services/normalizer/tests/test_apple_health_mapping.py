@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from healthmesh.common.apple_export import ArchiveLimits
 from healthmesh.common.events import RawPayloadReceived
 from healthmesh.connectors.importers.apple_health import read_batches
 from healthmesh.connectors.importers.apple_health_xml import read_export
-from healthmesh.normalizer.mapping import Sample, UnmappablePayload
+from healthmesh.normalizer.mapping import BadRecord, Sample, UnmappablePayload
 from healthmesh.normalizer.rollups import rollup_keys
-from healthmesh.normalizer.sources.apple_health import map_payload, sport_name
+from healthmesh.normalizer.sources.apple_health import _TIME_FORMAT, _time, map_payload, sport_name
 
 USER = uuid.UUID("00000000-0000-0000-0000-00000000a991")
 SAMPLE = (
@@ -810,3 +812,27 @@ def test_golden_a_night_across_the_batch_size_stays_in_one_payload(tmp_path: Pat
             {"deep_s": 0, "light_s": 19800, "rem_s": 3600},  # no Awake: in bed unknown
         ),
     ]
+
+
+@given(
+    moment=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1)),
+    offset_min=st.integers(min_value=-18 * 60 + 1, max_value=18 * 60 - 1),
+)
+def test_export_times_read_fast_are_the_times_strptime_reads(
+    moment: datetime, offset_min: int
+) -> None:
+    sign, minutes = ("-" if offset_min < 0 else "+"), abs(offset_min)
+    text = f"{moment:%Y-%m-%d %H:%M:%S} {sign}{minutes // 60:02d}{minutes % 60:02d}"
+
+    read = _time({"startDate": text}, "startDate")
+
+    assert read == datetime.strptime(text, _TIME_FORMAT)
+    assert read.utcoffset() == datetime.strptime(text, _TIME_FORMAT).utcoffset()
+
+
+@pytest.mark.parametrize(
+    "text", ["2023-04-01T07:15:00 -0700", "2023-04-01 07:15:00", "2023-04-01 07:15:00 -07:00x"]
+)
+def test_times_not_in_the_export_format_are_refused(text: str) -> None:
+    with pytest.raises(BadRecord, match="is not 'YYYY-MM-DD HH:MM:SS ±HHMM'"):
+        _time({"startDate": text}, "startDate")

@@ -30,7 +30,7 @@ from healthmesh.common.topics import Topics
 from healthmesh.normalizer.db import ChangedSample
 from healthmesh.normalizer.handlers import RawHandler, RawMessage, metric_changes
 from healthmesh.normalizer.mapping import Sample
-from healthmesh.normalizer.rollups import Span, overlap_free_total, rollup_keys
+from healthmesh.normalizer.rollups import Span, device_rank, overlap_free_total, rollup_keys
 from healthmesh.normalizer.sources import oura
 
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
@@ -114,6 +114,37 @@ def test_one_device_without_overlaps_is_a_plain_sum(raw: list[tuple[int, int, fl
         items.append((cursor, length, value, "Watch"))
         cursor += length
     assert abs(overlap_free_total(as_spans(items)) - sum(v for _, _, v, _ in items)) < 1e-6
+
+
+def covered_share_by_scanning(spans: list[Span]) -> float:
+    """The rule written the plain way, minute by minute against everything covered so far:
+    what the indexed `overlap_free_total` must equal."""
+    total = 0.0
+    covered: list[tuple[datetime, datetime]] = []
+    for device in sorted({s.device for s in spans}, key=lambda d: (device_rank(d), d or "")):
+        group = [s for s in spans if s.device == device]
+        for s in group:
+            length = (s.end - s.start).total_seconds()
+            if length <= 0:
+                total += 0.0 if any(a <= s.start < b for a, b in covered) else s.value
+                continue
+            # The spans are whole minutes: count the sample's minutes already covered.
+            inside = sum(
+                60.0
+                for m in range(int(length // 60))
+                if any(a <= s.start + timedelta(minutes=m) < b for a, b in covered)
+            )
+            total += s.value * (1.0 - inside / length)
+        covered += [(s.start, s.end) for s in group if s.end > s.start]
+    return total
+
+
+@given(raw=spans)
+def test_overlap_resolution_equals_the_rule_applied_minute_by_minute(
+    raw: list[tuple[int, int, float, str]],
+) -> None:
+    items = as_spans(raw)
+    assert abs(overlap_free_total(items) - covered_share_by_scanning(items)) < 1e-6
 
 
 # --- applying batches --------------------------------------------------------------------------

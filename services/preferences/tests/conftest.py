@@ -9,6 +9,7 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from healthmesh.common.access_tokens import AUDIENCE, ISSUER, JwksVerifier
+from healthmesh.common.topics import Topics
 from healthmesh.preferences.app import create_app
 from healthmesh.preferences.settings import Settings
 
@@ -66,8 +67,19 @@ async def verifier(signing_key: RSAKey) -> AsyncIterator[JwksVerifier]:
 
 
 @pytest.fixture
-async def app(database_url: str, verifier: JwksVerifier) -> AsyncIterator[FastAPI]:
-    app = create_app(Settings(database_url=database_url, environment="test"), verifier=verifier)
+def settings(database_url: str, kafka_bootstrap_servers: str, topics: Topics) -> Settings:
+    """Settings on a fresh database and this test's own topics."""
+    return Settings(
+        database_url=database_url,
+        kafka_bootstrap_servers=kafka_bootstrap_servers,
+        topic_prefix=topics.prefix,
+        environment="test",
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, verifier: JwksVerifier) -> AsyncIterator[FastAPI]:
+    app = create_app(settings, verifier=verifier)
     async with app.router.lifespan_context(app):
         yield app
 

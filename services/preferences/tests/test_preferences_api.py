@@ -13,14 +13,30 @@ pytestmark = pytest.mark.integration
 
 TokenFor = Callable[[UUID], str]
 
+# The documented defaults (README): dedicated devices first, aggregators next, food logs and
+# generic CSV last; every source that can provide a category is in its list.
 DEFAULTS = {
-    "activity": ["apple_health", "fitbit", "oura", "whoop", "withings", "strava", "csv"],
+    "activity": [
+        "apple_health",
+        "fitbit",
+        "oura",
+        "whoop",
+        "withings",
+        "strava",
+        "myfitnesspal",
+        "cronometer",
+        "csv",
+    ],
     "sleep": ["oura", "whoop", "fitbit", "withings", "apple_health", "csv"],
-    "body": ["withings", "fitbit", "apple_health", "cronometer", "myfitnesspal", "csv"],
-    "heart": ["apple_health", "oura", "whoop", "fitbit", "withings", "csv"],
+    "body": ["withings", "fitbit", "apple_health", "whoop", "cronometer", "myfitnesspal", "csv"],
+    "heart": ["apple_health", "oura", "whoop", "fitbit", "withings", "cronometer", "csv"],
     "recovery": ["oura", "whoop", "csv"],
     "nutrition": ["cronometer", "myfitnesspal", "apple_health", "csv"],
 }
+
+
+def default(category: str) -> dict[str, Any]:
+    return {"sources": DEFAULTS[category], "fallback": True, "default": True}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -37,9 +53,7 @@ async def preferences_of(client: httpx.AsyncClient, token: str) -> dict[str, Any
 async def test_a_new_user_gets_the_defaults(client: httpx.AsyncClient, token_for: TokenFor) -> None:
     body = await preferences_of(client, token_for(uuid4()))
     assert body["overrides"] == {}
-    assert body["categories"] == {
-        category: {"sources": sources, "fallback": True} for category, sources in DEFAULTS.items()
-    }
+    assert body["categories"] == {category: default(category) for category in DEFAULTS}
 
 
 async def test_put_then_get(client: httpx.AsyncClient, token_for: TokenFor) -> None:
@@ -50,17 +64,18 @@ async def test_put_then_get(client: httpx.AsyncClient, token_for: TokenFor) -> N
     assert response.json() == {"category": "sleep", **choice}
 
     categories = (await preferences_of(client, token))["categories"]
-    assert categories["sleep"] == choice
-    assert categories["activity"] == {"sources": DEFAULTS["activity"], "fallback": True}
+    assert categories["sleep"] == {**choice, "default": False}
+    assert categories["activity"] == default("activity")
 
     again = {"sources": ["oura"], "fallback": True}
     await client.put("/v1/preferences/sleep", json=again, headers=bearer(token))
-    assert (await preferences_of(client, token))["categories"]["sleep"] == again
+    sleep = (await preferences_of(client, token))["categories"]["sleep"]
+    assert sleep == {**again, "default": False}
 
     response = await client.delete("/v1/preferences/sleep", headers=bearer(token))
     assert response.status_code == 204
     categories = (await preferences_of(client, token))["categories"]
-    assert categories["sleep"] == {"sources": DEFAULTS["sleep"], "fallback": True}
+    assert categories["sleep"] == default("sleep")
 
 
 @pytest.mark.parametrize(
@@ -84,7 +99,7 @@ async def test_an_impossible_priority_is_422_with_the_reason(
     assert response.json()["error"]["code"] == "invalid_preference"
     assert reason in response.json()["error"]["message"]
     categories = (await preferences_of(client, token))["categories"]
-    assert categories["sleep"]["sources"] == DEFAULTS["sleep"]
+    assert categories["sleep"] == default("sleep")
 
 
 async def test_an_unknown_category_is_404(client: httpx.AsyncClient, token_for: TokenFor) -> None:
@@ -111,12 +126,12 @@ async def test_overrides(client: httpx.AsyncClient, token_for: TokenFor) -> None
     token = token_for(uuid4())
     response = await client.put(
         "/v1/preferences/overrides/steps",
-        json={"sources": ["strava", "oura"]},
+        json={"sources": ["apple_health", "oura"]},
         headers=bearer(token),
     )
     assert response.status_code == 200, response.text
-    assert response.json() == {"metric": "steps", "sources": ["strava", "oura"]}
-    assert (await preferences_of(client, token))["overrides"] == {"steps": ["strava", "oura"]}
+    assert response.json() == {"metric": "steps", "sources": ["apple_health", "oura"]}
+    assert (await preferences_of(client, token))["overrides"] == {"steps": ["apple_health", "oura"]}
 
     response = await client.delete("/v1/preferences/overrides/steps", headers=bearer(token))
     assert response.status_code == 204
@@ -126,21 +141,34 @@ async def test_overrides(client: httpx.AsyncClient, token_for: TokenFor) -> None
 @pytest.mark.parametrize(
     ("metric", "sources", "reason"),
     [
-        ("sleep_duration", ["strava"], "strava cannot provide sleep_duration"),
+        # Strava has activity data, but its activities are workouts only: no steps, no distance.
+        ("steps", ["strava"], "strava cannot provide steps; its activity metrics are workout"),
+        ("distance", ["withings", "strava"], "strava cannot provide distance;"),
+        (
+            "steps",
+            ["apple_health", "whoop"],
+            "whoop cannot provide steps; its activity metrics are total_energy, workout",
+        ),
+        ("distance", ["oura"], "oura cannot provide distance;"),
+        ("body_mass", ["oura"], "oura cannot provide body_mass: it has no body data"),
+        ("hrv_rmssd", ["apple_health"], "apple_health cannot provide hrv_rmssd;"),
+        ("sleep_duration", ["strava"], "strava cannot provide sleep_duration: it has no sleep"),
         ("mood", ["oura"], "unknown metric 'mood'"),
         ("steps", [], "at least one source"),
+        ("steps", ["garmin"], "unknown source garmin"),
     ],
 )
-async def test_an_impossible_override_is_422(
+async def test_an_impossible_override_is_422_and_stores_nothing(
     client: httpx.AsyncClient, token_for: TokenFor, metric: str, sources: list[str], reason: str
 ) -> None:
+    token = token_for(uuid4())
     response = await client.put(
-        f"/v1/preferences/overrides/{metric}",
-        json={"sources": sources},
-        headers=bearer(token_for(uuid4())),
+        f"/v1/preferences/overrides/{metric}", json={"sources": sources}, headers=bearer(token)
     )
     assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_preference"
     assert reason in response.json()["error"]["message"]
+    assert (await preferences_of(client, token))["overrides"] == {}
 
 
 async def test_one_users_choices_are_invisible_to_another(
@@ -153,18 +181,22 @@ async def test_one_users_choices_are_invisible_to_another(
         headers=bearer(alice),
     )
     await client.put(
-        "/v1/preferences/overrides/steps", json={"sources": ["strava"]}, headers=bearer(alice)
+        "/v1/preferences/overrides/steps", json={"sources": ["withings"]}, headers=bearer(alice)
     )
     seen_by_bob = await preferences_of(client, bob)
-    assert seen_by_bob["categories"]["heart"] == {"sources": DEFAULTS["heart"], "fallback": True}
+    assert seen_by_bob["categories"]["heart"] == default("heart")
     assert seen_by_bob["overrides"] == {}
 
     # Bob resetting his own choices leaves Alice's alone.
     await client.delete("/v1/preferences/heart", headers=bearer(bob))
     await client.delete("/v1/preferences/overrides/steps", headers=bearer(bob))
     seen_by_alice = await preferences_of(client, alice)
-    assert seen_by_alice["categories"]["heart"] == {"sources": ["oura"], "fallback": False}
-    assert seen_by_alice["overrides"] == {"steps": ["strava"]}
+    assert seen_by_alice["categories"]["heart"] == {
+        "sources": ["oura"],
+        "fallback": False,
+        "default": False,
+    }
+    assert seen_by_alice["overrides"] == {"steps": ["withings"]}
 
 
 @pytest.mark.parametrize(
@@ -197,13 +229,10 @@ async def test_a_forged_or_garbled_token_is_401_with_the_reason(
 
 
 async def test_without_a_given_verifier_tokens_are_checked_against_auth(
-    database_url: str, token_for: TokenFor
+    settings: Settings, token_for: TokenFor
 ) -> None:
     # Nothing listens on auth_url here, so the real JWKS fetch fails: 503, not 500 or a pass.
-    settings = Settings(
-        database_url=database_url, environment="test", auth_url="http://127.0.0.1:9"
-    )
-    app = create_app(settings)
+    app = create_app(settings.model_copy(update={"auth_url": "http://127.0.0.1:9"}))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://preferences") as client:
@@ -219,22 +248,46 @@ async def test_sources_say_how_they_are_reached_and_what_they_give(
     answer = await client.get("/v1/sources", headers=bearer(token_for(uuid4())))
     assert answer.status_code == 200
     sources = {s["id"]: s for s in answer.json()}
+    # Only what the normalizer's strava mapper emits: each activity is one workout sample.
     assert sources["strava"] == {
         "id": "strava",
         "kind": "oauth",
         "categories": ["activity"],
-        # Today every metric of its categories; per-source metric capabilities are issue 7's.
+        "metrics": ["workout"],
+    }
+    assert sources["whoop"] == {
+        "id": "whoop",
+        "kind": "oauth",
+        "categories": ["activity", "body", "heart", "recovery", "sleep"],
         "metrics": [
-            "active_energy",
-            "active_minutes",
-            "basal_energy",
-            "distance",
-            "floors",
-            "steps",
+            "heart_rate",
+            "hrv_rmssd",
+            "recovery",
+            "respiratory_rate",
+            "resting_heart_rate",
+            "skin_temperature",
+            "sleep_duration",
+            "sleep_session",
+            "spo2",
+            "strain",
             "total_energy",
             "workout",
         ],
     }
     assert sources["cronometer"]["kind"] == "file"
+    assert sources["cronometer"]["categories"] == ["activity", "body", "heart", "nutrition"]
     assert "energy_intake" in sources["cronometer"]["metrics"]
+    assert "steps" not in sources["cronometer"]["metrics"]
+    assert "hrv_rmssd" not in sources["apple_health"]["metrics"]  # Apple's HRV is SDNN
+    assert set(sources) == {
+        "apple_health",
+        "cronometer",
+        "csv",
+        "fitbit",
+        "myfitnesspal",
+        "oura",
+        "strava",
+        "whoop",
+        "withings",
+    }
     assert (await client.get("/v1/sources")).status_code == 401

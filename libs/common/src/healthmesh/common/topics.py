@@ -5,6 +5,7 @@ from dataclasses import dataclass
 IMPORTS_REQUESTED = "imports.requested"
 METRICS_UNIFIED = "metrics.unified"
 CONNECTIONS_CHANGED = "connections.changed"
+PREFERENCES_CHANGED = "preferences.changed"
 
 RAW_SOURCES = (
     "csv",
@@ -48,6 +49,10 @@ class Topics:
     def connections_changed(self) -> str:
         return self.name(CONNECTIONS_CHANGED)
 
+    @property
+    def preferences_changed(self) -> str:
+        return self.name(PREFERENCES_CHANGED)
+
     def raw(self, source: str) -> str:
         return self.name(raw_topic(source))
 
@@ -61,6 +66,7 @@ class Topics:
             IMPORTS_REQUESTED,
             METRICS_UNIFIED,
             CONNECTIONS_CHANGED,
+            PREFERENCES_CHANGED,
             *raws,
             *(dlq_topic(t) for t in raws),
         ]

@@ -18,6 +18,8 @@ from healthmesh.gateway.app import create_app as gateway_app
 from healthmesh.gateway.settings import Settings as GatewaySettings
 from healthmesh.normalizer.app import create_app as normalizer_app
 from healthmesh.normalizer.settings import Settings as NormalizerSettings
+from healthmesh.preferences.app import create_app as preferences_app
+from healthmesh.preferences.settings import Settings as PreferencesSettings
 
 # Fixed values, so the document does not depend on this machine's environment.
 _FIXED: dict[str, Any] = {"kafka_bootstrap_servers": "kafka:9092", "topic_prefix": ""}
@@ -29,6 +31,7 @@ def document() -> str:
         auth_app(AuthSettings(**_FIXED)).state.broker,
         connectors_app(ConnectorsSettings(**_FIXED)).state.broker,
         normalizer_app(NormalizerSettings(**_FIXED)).state.broker,
+        preferences_app(PreferencesSettings(**_FIXED)).state.broker,
     ]
     spec = AsyncAPI(
         *brokers,

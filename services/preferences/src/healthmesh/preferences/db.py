@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from healthmesh.preferences.priorities import Capabilities, Priority
+from healthmesh.preferences.priorities import Capabilities, MetricCapabilities, Priority
 
 Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection"
 
@@ -18,6 +18,13 @@ async def capabilities(db: Executor) -> Capabilities:
     for row in await db.fetch("SELECT source, category FROM preferences.source_capabilities"):
         found.setdefault(row["source"], set()).add(row["category"])
     return {source: frozenset(categories) for source, categories in found.items()}
+
+
+async def metric_capabilities(db: Executor) -> MetricCapabilities:
+    found: dict[str, set[str]] = {}
+    for row in await db.fetch("SELECT source, metric FROM preferences.source_metrics"):
+        found.setdefault(row["source"], set()).add(row["metric"])
+    return {source: frozenset(metrics) for source, metrics in found.items()}
 
 
 async def default_priorities(db: Executor) -> dict[str, Priority]:
@@ -59,12 +66,15 @@ async def upsert_user_priority(
     return Priority(list(row["sources"]), row["fallback"])
 
 
-async def delete_user_priority(db: Executor, user_id: UUID, category: str) -> None:
-    await db.execute(
-        "DELETE FROM preferences.user_priorities WHERE user_id = $1 AND category = $2",
+async def delete_user_priority(db: Executor, user_id: UUID, category: str) -> bool:
+    """Whether there was a choice to delete."""
+    deleted = await db.fetchval(
+        "DELETE FROM preferences.user_priorities WHERE user_id = $1 AND category = $2 "
+        "RETURNING true",
         user_id,
         category,
     )
+    return deleted is not None
 
 
 async def upsert_user_override(
@@ -81,9 +91,11 @@ async def upsert_user_override(
     return list(stored)
 
 
-async def delete_user_override(db: Executor, user_id: UUID, metric: str) -> None:
-    await db.execute(
-        "DELETE FROM preferences.user_overrides WHERE user_id = $1 AND metric = $2",
+async def delete_user_override(db: Executor, user_id: UUID, metric: str) -> bool:
+    """Whether there was an override to delete."""
+    deleted = await db.fetchval(
+        "DELETE FROM preferences.user_overrides WHERE user_id = $1 AND metric = $2 RETURNING true",
         user_id,
         metric,
     )
+    return deleted is not None

@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from healthmesh.common.access_tokens import Caller, InvalidToken
 from healthmesh.common.http import ApiError
 from healthmesh.common.logging import get_logger
+from healthmesh.preferences.changes import Changes
 
 log = get_logger(__name__)
 
@@ -33,7 +34,13 @@ def _verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
+def _changes(request: Request) -> Changes:
+    changes: Changes = request.app.state.changes
+    return changes
+
+
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
+ChangesDep = Annotated[Changes, Depends(_changes)]
 Verifier = Annotated[TokenVerifier, Depends(_verifier)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from POST /v1/auth/token.")

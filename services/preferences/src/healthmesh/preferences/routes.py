@@ -1,11 +1,14 @@
 """The preferences service's HTTP API: the caller's source priorities and per-metric overrides."""
 
+from typing import cast
+
 from fastapi import APIRouter, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from healthmesh.common.http import ApiError
+from healthmesh.common.vocabulary import Category
 from healthmesh.preferences import db
-from healthmesh.preferences.deps import CurrentCaller, Db
+from healthmesh.preferences.deps import ChangesDep, CurrentCaller, Db
 from healthmesh.preferences.priorities import (
     PreferenceError,
     Priority,
@@ -26,8 +29,15 @@ class StoredCategoryPriority(CategoryPriority):
     category: str
 
 
+class EffectivePriority(CategoryPriority):
+    default: bool = Field(
+        description="True when the caller chose nothing for the category and the documented "
+        "default order applies (the gateway then uses only the sources the caller has data from)."
+    )
+
+
 class Preferences(BaseModel):
-    categories: dict[str, CategoryPriority]
+    categories: dict[str, EffectivePriority]
     overrides: dict[str, list[str]]
 
 
@@ -43,12 +53,13 @@ def _invalid(exc: PreferenceError) -> ApiError:
     return ApiError(422, "invalid_preference", str(exc))
 
 
-async def _known_category(conn: db.Executor, category: str) -> None:
+async def _known_category(conn: db.Executor, category: str) -> Category:
     known = await db.default_priorities(conn)
     if category not in known:
         raise ApiError(
             404, "unknown_category", f"unknown category {category!r}; known: {', '.join(known)}"
         )
+    return cast(Category, category)  # the defaults' categories are the vocabulary's
 
 
 @router.get("")
@@ -59,7 +70,9 @@ async def get_preferences(caller: CurrentCaller, pool: Db) -> Preferences:
         chosen = await db.user_priorities(conn, caller.user_id)
         overrides = await db.user_overrides(conn, caller.user_id)
     categories = {
-        category: CategoryPriority(sources=priority.sources, fallback=priority.fallback)
+        category: EffectivePriority(
+            sources=priority.sources, fallback=priority.fallback, default=category not in chosen
+        )
         for category, priority in effective_priorities(defaults, chosen).items()
     }
     return Preferences(categories=categories, overrides=overrides)
@@ -67,48 +80,69 @@ async def get_preferences(caller: CurrentCaller, pool: Db) -> Preferences:
 
 @router.put("/overrides/{metric}")
 async def put_override(
-    metric: str, body: OverrideSources, caller: CurrentCaller, pool: Db
+    metric: str, body: OverrideSources, caller: CurrentCaller, pool: Db, changes: ChangesDep
 ) -> StoredOverride:
-    """Set which sources answer one metric, overriding its category's priority."""
+    """Set which sources answer one metric, overriding its category's priority; 422 with the
+    reason for a source that never yields that metric."""
     async with pool.acquire() as conn:
         try:
-            check_override(metric, body.sources, await db.capabilities(conn))
+            check_override(metric, body.sources, await db.metric_capabilities(conn))
         except PreferenceError as exc:
             raise _invalid(exc) from None
-        stored = await db.upsert_user_override(conn, caller.user_id, metric, body.sources)
+        async with conn.transaction():
+            stored = await db.upsert_user_override(conn, caller.user_id, metric, body.sources)
+            await changes.override(conn, caller.user_id, metric, stored)
+    changes.committed()
     return StoredOverride(metric=metric, sources=stored)
 
 
 @router.delete("/overrides/{metric}", status_code=204)
-async def delete_override(metric: str, caller: CurrentCaller, pool: Db) -> Response:
+async def delete_override(
+    metric: str, caller: CurrentCaller, pool: Db, changes: ChangesDep
+) -> Response:
     """Remove the caller's override of one metric (its category's priority applies again)."""
-    await db.delete_user_override(pool, caller.user_id, metric)
+    async with pool.acquire() as conn, conn.transaction():
+        deleted = await db.delete_user_override(conn, caller.user_id, metric)
+        if deleted:
+            await changes.override(conn, caller.user_id, metric)
+    if deleted:
+        changes.committed()
     return Response(status_code=204)
 
 
 @router.put("/{category}")
 async def put_category(
-    category: str, body: CategoryPriority, caller: CurrentCaller, pool: Db
+    category: str, body: CategoryPriority, caller: CurrentCaller, pool: Db, changes: ChangesDep
 ) -> StoredCategoryPriority:
     """Set the caller's ordered sources for one category, and whether to fall back."""
     async with pool.acquire() as conn:
-        await _known_category(conn, category)
+        known = await _known_category(conn, category)
         try:
             check_sources(category, body.sources, await db.capabilities(conn))
         except PreferenceError as exc:
             raise _invalid(exc) from None
-        stored = await db.upsert_user_priority(
-            conn, caller.user_id, category, Priority(body.sources, body.fallback)
-        )
+        async with conn.transaction():
+            stored = await db.upsert_user_priority(
+                conn, caller.user_id, category, Priority(body.sources, body.fallback)
+            )
+            await changes.priority(conn, caller.user_id, known, stored.sources, stored.fallback)
+    changes.committed()
     return StoredCategoryPriority(
         category=category, sources=stored.sources, fallback=stored.fallback
     )
 
 
 @router.delete("/{category}", status_code=204)
-async def delete_category(category: str, caller: CurrentCaller, pool: Db) -> Response:
+async def delete_category(
+    category: str, caller: CurrentCaller, pool: Db, changes: ChangesDep
+) -> Response:
     """Forget the caller's choice for one category (the default applies again)."""
     async with pool.acquire() as conn:
-        await _known_category(conn, category)
-        await db.delete_user_priority(conn, caller.user_id, category)
+        known = await _known_category(conn, category)
+        async with conn.transaction():
+            deleted = await db.delete_user_priority(conn, caller.user_id, category)
+            if deleted:
+                await changes.priority(conn, caller.user_id, known)
+    if deleted:
+        changes.committed()
     return Response(status_code=204)

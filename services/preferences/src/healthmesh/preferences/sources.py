@@ -22,14 +22,22 @@ class Source(BaseModel):
 
 @router.get("/v1/sources")
 async def list_sources(caller: CurrentCaller, pool: Db) -> list[Source]:
-    """Every source, `oauth` (connect it) or `file` (upload it), with its categories and metrics."""
-    capabilities = await db.capabilities(pool)
+    """Every source, `oauth` (connect it) or `file` (upload it), with the categories and the
+    metrics it really yields (a category listed here does not mean every metric of it)."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        capabilities = await db.capabilities(conn)
+        provides = await db.metric_capabilities(conn)
     return [
         Source(
             id=source,
             kind="oauth" if source in OAUTH_SOURCES else "file",
             categories=sorted(categories),
-            metrics=sorted(m for m, d in METRICS.items() if d.category in categories),
+            metrics=_known_sorted(provides.get(source, frozenset())),
         )
         for source, categories in sorted(capabilities.items())
     ]
+
+
+def _known_sorted(metrics: frozenset[str]) -> list[str]:
+    """By name; a metric the vocabulary does not (or no longer) define is left out."""
+    return sorted(m for m in metrics if m in METRICS)

@@ -442,6 +442,10 @@ def _number(item: Any, key: str) -> float:
 def _time(item: dict[str, Any], key: str) -> datetime:
     text = _text(item, key)
     try:
+        if len(text) == 25 and text[10] == " " and text[19] == " " and text[20] in "+-":
+            # The same moment read ~20x faster than strptime (every record has two of these):
+            # without the space before it, ±HHMM is an offset fromisoformat reads.
+            return datetime.fromisoformat(text[:19] + text[20:])
         return datetime.strptime(text, _TIME_FORMAT)
     except ValueError:
         raise BadRecord(f"{key} {text!r} is not 'YYYY-MM-DD HH:MM:SS ±HHMM'") from None
