@@ -1,4 +1,5 @@
-"""Pure parts of metric queries: windows, local buckets, and choosing the source."""
+"""Pure parts of metric queries: windows, local buckets, cursors (choosing the source:
+test_resolution.py)."""
 
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -7,7 +8,6 @@ import pytest
 
 from healthmesh.common.http import ApiError
 from healthmesh.gateway.metrics import (
-    choose_source,
     decode_cursor,
     encode_cursor,
     parse_bound,
@@ -66,25 +66,6 @@ def test_months_roll_over_the_year() -> None:
 
 def test_hours_have_no_date() -> None:
     assert "date" not in point(datetime(2024, 3, 1, 5), "hour", None, 0, 1.0, "csv", False)
-
-
-def test_the_highest_priority_source_with_data_answers() -> None:
-    choice = choose_source({"oura", "apple_health"}, ["apple_health", "oura"], fallback=True)
-    assert choice is not None and (choice.source, choice.fallback) == ("apple_health", False)
-
-
-def test_the_next_source_answers_as_a_fallback() -> None:
-    choice = choose_source({"oura"}, ["apple_health", "oura"], fallback=True)
-    assert choice is not None and (choice.source, choice.fallback) == ("oura", True)
-
-
-def test_without_fallback_only_the_first_source_answers() -> None:
-    assert choose_source({"oura"}, ["apple_health", "oura"], fallback=False) is None
-
-
-def test_unranked_sources_come_last_in_name_order() -> None:
-    choice = choose_source({"whoop", "csv"}, ["apple_health"], fallback=True)
-    assert choice is not None and choice.source == "csv" and choice.fallback
 
 
 def test_cursors_round_trip_and_foreign_ones_are_refused() -> None:

@@ -3,7 +3,8 @@
 Table of contents: `create_app` opens the pool (its own schema migrated), the HTTP client for
 auth and preferences, the JWKS verifier, the broker and the outbox relay that publishes import
 requests, the pool of upload writers and the sweep of expired uploads, then mounts the routes:
-identity, imports, resumable uploads, CSV presets, metrics, preferences.
+identity, imports, resumable uploads, CSV presets, metrics (and their explanations), the daily
+summary, conflicts, preferences.
 """
 
 import asyncio
@@ -29,12 +30,15 @@ from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
 from healthmesh.gateway.resumable import sweep_forever
 from healthmesh.gateway.routes import (
+    conflicts,
     connections,
     csv_presets,
+    explain,
     identity,
     imports,
     metrics,
     preferences,
+    summary,
     uploads,
 )
 from healthmesh.gateway.settings import Settings
@@ -100,7 +104,18 @@ def create_app(settings: Settings, verifier: JwksVerifier | None = None) -> Fast
         schema=ImportRequested,
     )
     app.state.outbox = outbox
-    for module in (identity, connections, imports, uploads, csv_presets, metrics, preferences):
+    for module in (
+        identity,
+        connections,
+        imports,
+        uploads,
+        csv_presets,
+        metrics,
+        explain,
+        summary,
+        conflicts,
+        preferences,
+    ):
         app.include_router(module.router)
     install_error_handlers(app)
 

@@ -1,10 +1,13 @@
 """The gateway's SQL: its own imports and csv_presets tables, and read-only queries on the read
 models other services publish (connectors.import_progress_v1, normalizer.import_progress_v1,
-normalizer.samples_v1, connectors.sync_status_v1). Every query filters by the caller's user id."""
+normalizer.samples_v1, normalizer.daily_rollups_v1 and hourly_rollups_v1,
+connectors.sync_status_v1). Every query filters by the caller's user id."""
 
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -111,62 +114,6 @@ async def delete_csv_preset(pool: asyncpg.Pool, user_id: UUID, name: str) -> boo
     return deleted is True
 
 
-_AGGREGATES = {
-    "sum": "sum(value)",
-    "mean": "avg(value)",
-    "last": "(array_agg(value ORDER BY end_at DESC))[1]",
-    "session": "sum(value)",
-}
-
-
-async def bucketed(
-    pool: asyncpg.Pool,
-    *,
-    user_id: UUID,
-    metric: str,
-    aggregation: str,
-    unit: str,
-    by_end: bool,
-    tz: str | None,
-    local_from: datetime | None,
-    local_to: datetime | None,
-    utc_from: datetime | None,
-    utc_to: datetime | None,
-    source: str | None,
-) -> list[asyncpg.Record]:
-    """Plausible samples aggregated per (source, local bucket). `unit` is the date_trunc unit.
-
-    Local time is each sample's own recorded offset, or the IANA zone `tz` when given. Sessions
-    (sleep) belong to the local day they end on.
-    """
-    anchor = "end_at" if by_end else "start_at"
-    local = (
-        f"CASE WHEN $3::text IS NULL"
-        f" THEN ({anchor} AT TIME ZONE 'UTC') + make_interval(secs => utc_offset_s)"
-        f" ELSE {anchor} AT TIME ZONE $3::text END"
-    )
-    sql = f"""
-    WITH s AS (
-        SELECT source, value, start_at, end_at, utc_offset_s, {local} AS local_at
-        FROM normalizer.samples_v1
-        WHERE user_id = $1 AND metric = $2 AND quality >= 0.5
-          AND ($4::text IS NULL OR source = $4)
-          AND ($5::timestamptz IS NULL OR {anchor} >= $5)
-          AND ($6::timestamptz IS NULL OR {anchor} < $6)
-    )
-    SELECT source, date_trunc($7, local_at) AS bucket, {_AGGREGATES[aggregation]} AS value,
-           (array_agg(utc_offset_s ORDER BY start_at))[1] AS utc_offset_s, count(*) AS samples
-    FROM s
-    WHERE ($8::timestamp IS NULL OR local_at >= $8) AND ($9::timestamp IS NULL OR local_at < $9)
-    GROUP BY source, bucket
-    ORDER BY bucket, source
-    """
-    rows: list[asyncpg.Record] = await pool.fetch(
-        sql, user_id, metric, tz, source, utc_from, utc_to, unit, local_from, local_to
-    )
-    return rows
-
-
 async def raw_samples(
     pool: asyncpg.Pool,
     *,
@@ -197,6 +144,155 @@ async def raw_samples(
         after[0] if after else None,
         after[1] if after else None,
         limit,
+    )
+    return rows
+
+
+_CELL_COLUMNS = (
+    "source, samples, total, raw_total, minimum, maximum, last_value, last_at, utc_offset_s"
+)
+
+
+async def daily_rollups(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    user_id: UUID,
+    metrics: Sequence[str],
+    first: date,
+    end: date,
+    source: str | None,
+) -> list[asyncpg.Record]:
+    """Each source's day rollups of `metrics` for the local days `first` <= day < `end` (local
+    by each sample's own offset; sleep by its end): one row per metric, day and source."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT metric, day, {_CELL_COLUMNS} FROM normalizer.daily_rollups_v1
+            WHERE user_id = $1 AND metric = ANY($2::text[]) AND day >= $3 AND day < $4
+              AND ($5::text IS NULL OR source = $5)""",
+        user_id,
+        list(metrics),
+        first,
+        end,
+        source,
+    )
+    return rows
+
+
+async def hourly_rollups(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    user_id: UUID,
+    metrics: Sequence[str],
+    utc_from: datetime,
+    utc_to: datetime,
+    source: str | None,
+) -> list[asyncpg.Record]:
+    """Each source's UTC-hour rollups of `metrics` (samples up to an hour long) in a range."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT metric, hour, {_CELL_COLUMNS} FROM normalizer.hourly_rollups_v1
+            WHERE user_id = $1 AND metric = ANY($2::text[]) AND hour >= $3 AND hour < $4
+              AND ($5::text IS NULL OR source = $5)""",
+        user_id,
+        list(metrics),
+        utc_from,
+        utc_to,
+        source,
+    )
+    return rows
+
+
+async def hourly_rollups_by_day(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    user_id: UUID,
+    metrics: Sequence[str],
+    tz: str | None,
+    first: date,
+    end: date,
+    source: str | None,
+) -> list[asyncpg.Record]:
+    """Each source's hour rollups of `metrics` per local day (`first` <= day < `end`) in one
+    row: what they add up to, in the rollups' columns, and `mask`, the hours present (bit i:
+    the UTC hour starting i - 18 hours after the local date's midnight in UTC). A day is the
+    one the hour starts in, in the zone `tz`, else by the hour's recorded offset. A year of
+    hours comes back as a few hundred rows. With `tz`, `last` is [epoch, value, offset] of the
+    last reading (days are then built from the hours)."""
+    if tz is None:  # a recorded offset is at most 18 hours; integer arithmetic is the cheapest
+        utc_from = datetime.combine(first, time(), UTC) - timedelta(hours=18)
+        utc_to = datetime.combine(end, time(), UTC) + timedelta(hours=18)
+        day_number = "(date_part('epoch', hour)::int8 + utc_offset_s) / 86400"
+        last = "NULL::float8[]"
+    else:
+        utc_from = datetime.combine(first, time(), ZoneInfo(tz))
+        utc_to = datetime.combine(end, time(), ZoneInfo(tz))
+        day_number = "((hour AT TIME ZONE $8::text)::date - date '1970-01-01')"
+        last = "max(ARRAY[extract(epoch FROM last_at)::float8, last_value, utc_offset_s::float8])"
+    epoch_day = date(1970, 1, 1)
+    params: list[Any] = [user_id, list(metrics), source, utc_from, utc_to]
+    params += [(first - epoch_day).days, (end - epoch_day).days] + ([tz] if tz else [])
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""SELECT metric, source, date '1970-01-01' + day_number::int AS day,
+                   bit_or(1::int8 << (18 + (epoch - day_number * 86400) / 3600)::int) AS mask,
+                   sum(samples)::int AS samples, sum(total) AS total,
+                   sum(raw_total) AS raw_total, min(minimum) AS minimum,
+                   max(maximum) AS maximum, max(last_at) AS last_at, {last} AS last
+            FROM (
+                SELECT metric COLLATE "C" AS metric, source COLLATE "C" AS source, samples,
+                       total, raw_total, minimum, maximum, last_value, last_at, utc_offset_s,
+                       date_part('epoch', hour)::int8 AS epoch, {day_number} AS day_number
+                FROM normalizer.hourly_rollups_v1
+                WHERE user_id = $1 AND metric = ANY($2::text[])
+                  AND ($3::text IS NULL OR source = $3) AND hour >= $4 AND hour < $5
+            ) AS h
+            WHERE day_number >= $6 AND day_number < $7
+            GROUP BY metric, source, day_number""",
+        *params,
+    )
+    return rows
+
+
+async def long_samples_by_day(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    user_id: UUID,
+    metrics: Sequence[str],
+    by_end: Sequence[str],
+    tz: str,
+    first: date,
+    end: date,
+    source: str | None,
+) -> list[asyncpg.Record]:
+    """What the hour rollups leave out, per metric, source and local day in the zone `tz`
+    (`first` <= day < `end`), in the rollups' columns: plausible samples longer than an hour
+    (daily summaries, sessions), and every sample of the `by_end` metrics (sleep, counted on
+    the day it ends). A bounded scan of the window's samples, for queries with `tz` only."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT metric, day, source, count(*)::int AS samples, sum(value) AS total,
+                   sum(value) AS raw_total, min(value) AS minimum, max(value) AS maximum,
+                   (array_agg(value ORDER BY start_at DESC, end_at DESC))[1] AS last_value,
+                   max(start_at) AS last_at,
+                   (array_agg(utc_offset_s ORDER BY start_at DESC, end_at DESC))[1]
+                       AS utc_offset_s
+            FROM (
+                SELECT metric, source, value, start_at, end_at, utc_offset_s,
+                       ((CASE WHEN metric = ANY($3::text[]) THEN end_at ELSE start_at END)
+                        AT TIME ZONE $4::text)::date AS day
+                FROM normalizer.samples_v1
+                WHERE user_id = $1 AND metric = ANY($2::text[]) AND quality >= 0.5
+                  AND ($7::text IS NULL OR source = $7)
+                  AND start_at >= ($5::date::timestamp AT TIME ZONE $4::text) - interval '2 days'
+                  AND start_at < ($6::date::timestamp AT TIME ZONE $4::text)
+                  AND (metric = ANY($3::text[]) OR end_at - start_at > interval '1 hour')
+            ) AS s
+            WHERE day >= $5 AND day < $6
+            GROUP BY metric, day, source
+            ORDER BY metric, day, source""",
+        user_id,
+        list(metrics),
+        list(by_end),
+        tz,
+        first,
+        end,
+        source,
     )
     return rows
 
@@ -311,3 +407,44 @@ async def upload_exists(pool: asyncpg.Pool, upload_id: UUID) -> bool:
         "SELECT EXISTS (SELECT FROM gateway.uploads WHERE id = $1)", upload_id
     )
     return bool(found)
+
+
+# --- conflicts and explanations: a day's samples ---------------------------------------------
+
+
+async def samples_of_days(
+    pool: asyncpg.Pool,
+    *,
+    user_id: UUID,
+    keys: list[tuple[str, date, bool]],
+    tz: str | None = None,
+) -> list[asyncpg.Record]:
+    """The caller's samples (implausible ones too) of each (metric, local day, by end) key: the
+    day by each sample's own offset, or in the IANA zone `tz`; sleep by its end. A day's samples
+    start within 18 hours of it (2 days before, for sessions counted by their end), so each key
+    is an index range scan."""
+    if not keys:
+        return []
+    metrics, days, by_end = (list(column) for column in zip(*keys, strict=True))
+    anchor = "(CASE WHEN k.by_end THEN s.end_at ELSE s.start_at END)"
+    rows: list[asyncpg.Record] = await pool.fetch(
+        f"""SELECT k.metric, k.day, s.id, s.source, s.device, s.start_at, s.end_at,
+                   s.utc_offset_s, s.value, s.quality, s.quality_reason
+            FROM unnest($2::text[], $3::date[], $4::bool[]) AS k(metric, day, by_end)
+            JOIN normalizer.samples_v1 AS s
+              ON s.user_id = $1 AND s.metric = k.metric
+             AND s.start_at >= k.day::timestamp AT TIME ZONE 'UTC'
+                 - CASE WHEN k.by_end THEN interval '2 days' ELSE interval '18 hours' END
+             AND s.start_at < k.day::timestamp AT TIME ZONE 'UTC' + interval '42 hours'
+             AND CASE WHEN $5::text IS NULL
+                      THEN ({anchor} AT TIME ZONE 'UTC'
+                            + make_interval(secs => s.utc_offset_s))::date
+                      ELSE ({anchor} AT TIME ZONE $5::text)::date END = k.day
+            ORDER BY k.metric, k.day, s.start_at, s.source, s.id""",
+        user_id,
+        metrics,
+        days,
+        by_end,
+        tz,
+    )
+    return rows

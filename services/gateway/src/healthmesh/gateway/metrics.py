@@ -1,4 +1,5 @@
-"""Answering metric queries: local buckets, and choosing whose value counts (resolution).
+"""Answering metric queries: windows, local buckets, raw cursors (whose value counts is
+resolution.py's).
 
 Pure functions; the SQL lives in db.py. A bucket's `start` carries the local offset of the day
 (`2024-03-12T00:00:00+01:00`) and `date` the local date.
@@ -114,24 +115,6 @@ def point(
     if resolution in ("day", "week", "month"):
         answer["date"] = bucket.date().isoformat()
     return answer
-
-
-@dataclass(frozen=True)
-class Choice:
-    source: str
-    fallback: bool
-
-
-def choose_source(available: set[str], priority: list[str], fallback: bool) -> Choice | None:
-    """The highest-priority source with data; lower ones only when fallback is on. Sources the
-    user never ranked come last, in name order, and only as a fallback."""
-    ranked = priority + sorted(available - set(priority))
-    for rank, source in enumerate(ranked):
-        if source in available:
-            if rank > 0 and not fallback:
-                return None
-            return Choice(source, fallback=rank > 0)
-    return None
 
 
 def encode_cursor(start: datetime, sample_id: UUID) -> str:

@@ -1,28 +1,37 @@
 """Metric queries: the vocabulary, and values per bucket with the source that answered."""
 
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta, timezone
-from typing import Annotated, Any
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-import httpx
 from fastapi import APIRouter, Query, Request
 
 from healthmesh.common.http import ApiError
-from healthmesh.common.vocabulary import METRICS, metric_def
-from healthmesh.gateway import db
+from healthmesh.common.vocabulary import METRICS, MetricDef, metric_def
+from healthmesh.gateway import db, rollups
 from healthmesh.gateway.deps import CurrentUser, Db, Http, SettingsDep
 from healthmesh.gateway.metrics import (
     Resolution,
     Window,
-    choose_source,
     decode_cursor,
     encode_cursor,
     parse_bound,
     point,
     window,
     zone,
+)
+from healthmesh.gateway.preference_client import fetch_preferences
+from healthmesh.gateway.resolution import (
+    Preference,
+    Resolved,
+    periods,
+    preference_for,
+    rank,
+    resolve_bucket,
+    resolve_days,
+    single,
 )
 
 router = APIRouter(tags=["metrics"])
@@ -35,25 +44,6 @@ async def vocabulary() -> list[dict[str, str]]:
         {"metric": d.metric, "unit": d.unit, "category": d.category, "aggregation": d.aggregation}
         for d in METRICS.values()
     ]
-
-
-async def _priority(
-    request: Request, http: Http, preferences_url: str, metric: str
-) -> tuple[list[str], bool]:
-    """The caller's source order for `metric`: the override if any, else its category's."""
-    try:
-        answer = await http.get(
-            f"{preferences_url}/v1/preferences",
-            headers={"authorization": request.headers.get("authorization", "")},
-            timeout=5.0,
-        )
-        answer.raise_for_status()
-    except httpx.HTTPError:
-        raise ApiError(503, "unavailable", "the preferences service did not answer") from None
-    prefs = answer.json()
-    category = prefs["categories"][metric_def(metric).category]
-    override = prefs.get("overrides", {}).get(metric)
-    return (list(override) if override else list(category["sources"])), bool(category["fallback"])
 
 
 @router.get("/v1/metrics/{metric}")
@@ -71,7 +61,8 @@ async def metric_values(
     tz: str | None = None,
     cursor: str | None = None,
 ) -> dict[str, Any]:
-    """Values of one metric per bucket, each saying which source answered."""
+    """Values of one metric per bucket, each saying which source answered (and, when several
+    did, each one's part)."""
     if metric not in METRICS:
         raise ApiError(404, "not_found", f"unknown metric {metric!r}; GET /v1/metrics lists them")
     definition = metric_def(metric)
@@ -89,60 +80,110 @@ async def metric_values(
             cursor,
             settings.metrics_max_raw_points,
         )
-    rows = await db.bucketed(
-        pool,
-        user_id=caller.user_id,
-        metric=metric,
-        aggregation=definition.aggregation,
-        unit=resolution,
-        by_end=definition.category == "sleep",
-        tz=tz,
-        local_from=span.local_from,
-        local_to=span.local_to,
-        utc_from=span.utc_from,
-        utc_to=span.utc_to,
-        source=one_source,
-    )
-    answer: dict[str, Any] = {"metric": metric, "unit": definition.unit, "resolution": resolution}
-    if source != "resolved":
-        points = [
-            point(
-                r["bucket"], resolution, the_zone, r["utc_offset_s"], r["value"], r["source"], False
-            )
-            for r in rows
-        ]
-        answer["points"] = points
-        if source == "all":
-            series: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for p in points:
-                series[p["source"]].append(p)
-            answer["series"] = [{"source": s, "points": ps} for s, ps in sorted(series.items())]
-        return answer
-    priority, fallback = await _priority(request, http, settings.preferences_url, metric)
-    # Rank only the sources this user has data from here, so a lone source is never a fallback.
-    present = {r["source"] for r in rows}
-    priority = [s for s in priority if s in present]
-    by_bucket: dict[datetime, dict[str, Any]] = defaultdict(dict)
-    for r in rows:
-        by_bucket[r["bucket"]][r["source"]] = r
-    points = []
-    for bucket in sorted(by_bucket):
-        choice = choose_source(set(by_bucket[bucket]), priority, fallback)
-        if choice is None:
-            continue
-        r = by_bucket[bucket][choice.source]
-        points.append(
-            point(
-                bucket,
-                resolution,
-                the_zone,
-                r["utc_offset_s"],
-                r["value"],
-                choice.source,
-                choice.fallback,
-            )
+    preference = None
+    if source == "resolved":
+        preferences = await fetch_preferences(
+            http, settings.preferences_url, request.headers.get("authorization", "")
         )
-    answer["points"] = points
+        preference = preference_for(preferences, metric)
+    if resolution == "hour":
+        hours = await rollups.load_hours(
+            pool, user_id=caller.user_id, metric=definition, span=span, tz=tz, source=one_source
+        )
+        points = _hour_points(definition, hours, preference, the_zone)
+    else:
+        first, last = rollups.day_bounds(span, the_zone)
+        cells = await rollups.load_days(
+            pool,
+            user_id=caller.user_id,
+            metrics=[definition],
+            first=first,
+            end=last,
+            tz=tz,
+            source=one_source,
+            with_hours=preference is not None and preference.fallback,
+        )
+        points = _day_points(definition, cells[metric], preference, resolution, the_zone)
+    answer: dict[str, Any] = {
+        "metric": metric,
+        "unit": definition.unit,
+        "resolution": resolution,
+        "points": points,
+    }
+    if source == "all":
+        series: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for p in points:
+            series[p["source"]].append(p)
+        answer["series"] = [{"source": s, "points": ps} for s, ps in sorted(series.items())]
+    return answer
+
+
+def _day_points(
+    metric: MetricDef,
+    cells: rollups.DayCells,
+    preference: Preference | None,
+    resolution: Literal["day", "week", "month"],
+    the_zone: tzinfo | None,
+) -> list[dict[str, Any]]:
+    """Resolved days (or, without a preference, every source's own days), as weeks or months
+    when asked; in time order, then by source."""
+    if preference is not None:
+        serieses = [resolve_days(metric, preference, cells.days, cells.hours)]
+    else:
+        by_source: dict[str, dict[date, Resolved]] = defaultdict(dict)
+        for day, by in cells.days.items():
+            for src, cell in by.items():
+                by_source[src][day] = single(metric.aggregation, cell)
+        serieses = [by_source[src] for src in sorted(by_source)]
+    buckets: list[tuple[date, int, Resolved]] = []
+    for rank_, days in enumerate(serieses):
+        grouped = days if resolution == "day" else periods(metric.aggregation, days, resolution)
+        buckets.extend((bucket, rank_, resolved) for bucket, resolved in grouped.items())
+    return [
+        _point(datetime.combine(bucket, time()), resolution, the_zone, resolved)
+        for bucket, _, resolved in sorted(buckets, key=lambda b: (b[0], b[1]))
+    ]
+
+
+def _hour_points(
+    metric: MetricDef, hours: rollups.Hours, preference: Preference | None, the_zone: tzinfo | None
+) -> list[dict[str, Any]]:
+    points = []
+    ranked = (
+        rank(preference.sources, {s for by in hours.values() for s in by}) if preference else []
+    )
+    for hour in sorted(hours):
+        if preference is None:
+            answers = [single(metric.aggregation, hours[hour][s]) for s in sorted(hours[hour])]
+        else:
+            resolved = resolve_bucket(metric.aggregation, ranked, preference.fallback, hours[hour])
+            answers = [resolved] if resolved else []
+        for r in answers:
+            local = the_zone or timezone(timedelta(seconds=r.utc_offset_s))
+            points.append(
+                {
+                    "start": hour.astimezone(local).isoformat(),
+                    "end": (hour + timedelta(hours=1)).astimezone(local).isoformat(),
+                    "value": r.value,
+                    **r.provenance(),
+                }
+            )
+    return points
+
+
+def _point(
+    bucket: datetime, resolution: Resolution, the_zone: tzinfo | None, resolved: Resolved
+) -> dict[str, Any]:
+    answer = point(
+        bucket,
+        resolution,
+        the_zone,
+        resolved.utc_offset_s,
+        resolved.value,
+        resolved.source,
+        resolved.fallback,
+    )
+    answer.update(resolved.provenance())
     return answer
 
 

@@ -1,4 +1,8 @@
-"""Preferences: owned by the preferences service, reached through the gateway."""
+"""Preferences: owned by the preferences service, reached through the gateway.
+
+Each route forwards the call (the caller's token included) and returns the service's answer as
+it is: the service verifies the token, scopes everything to the caller and validates.
+"""
 
 from typing import Annotated
 
@@ -12,13 +16,16 @@ router = APIRouter(tags=["preferences"])
 
 @router.get("/v1/sources", tags=["sources"])
 async def list_sources(request: Request, http: Http, settings: SettingsDep) -> Response:
-    """Every source: how it is reached (oauth or file) and the categories and metrics it gives."""
+    """Every source: how it is reached (oauth or file), its categories, and the metrics it really
+    yields (Strava: workouts only)."""
     return await forward(request, http, settings.preferences_url, "/v1/sources")
 
 
 @router.get("/v1/preferences")
 async def get_preferences(request: Request, http: Http, settings: SettingsDep) -> Response:
-    """Source priority per category, with fallback, and per-metric overrides."""
+    """Source priority per category, with fallback, and per-metric overrides. `default: true` on
+    a category the caller chose nothing for: the documented default order applies, and the
+    metric queries use only the sources the caller has data from."""
     return await forward(request, http, settings.preferences_url, "/v1/preferences")
 
 
@@ -53,7 +60,8 @@ async def put_override(
     http: Http,
     settings: SettingsDep,
 ) -> Response:
-    """Set the source order for one metric."""
+    """Set the source order for one metric, `{"sources": [...]}`; 422 with the reason when a
+    source never yields that metric (e.g. steps from Strava) or the metric is unknown."""
     return await forward(
         request, http, settings.preferences_url, f"/v1/preferences/overrides/{metric}"
     )
@@ -66,5 +74,6 @@ async def put_category(
     http: Http,
     settings: SettingsDep,
 ) -> Response:
-    """Set the source order and fallback for one category."""
+    """Set the source order and fallback for one category, `{"sources": [...], "fallback": bool}`;
+    404 for an unknown category, 422 with the reason when a source cannot provide it."""
     return await forward(request, http, settings.preferences_url, f"/v1/preferences/{category}")

@@ -1,0 +1,238 @@
+"""The read path: a window of the normalizer's rollups as resolution cells, by local day and hour.
+
+Without `tz`, days are the day rollups' own (each sample's recorded offset; sleep by its end) and
+hour rollups are placed on days by their recorded offset. With `tz` (IANA), days are rebuilt in
+that zone from the hour rollups plus what those leave out (samples longer than an hour, and sleep,
+which counts on the day it ends): `db.long_samples_by_day`. A DST day of 23 or 25 hours is one
+day either way. Never a year of raw samples, except the bounded scan of a window with `tz`.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
+from typing import Any
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+import asyncpg
+
+from healthmesh.common.vocabulary import MetricDef
+from healthmesh.gateway import db
+from healthmesh.gateway.metrics import Window
+from healthmesh.gateway.resolution import (
+    Cell,
+    HourCoverage,
+    HourRollups,
+    hours_by_day,
+    merge_cells,
+    needs_hours,
+)
+
+_MAX_OFFSET = timedelta(hours=18)
+"""The largest UTC offset a sample may record: a local day's hours lie within this of it."""
+
+Hours = dict[datetime, dict[str, Cell]]
+"""UTC hour -> source -> that hour's cell (resolution=hour)."""
+
+
+@dataclass
+class DayCells:
+    """One metric's cells in a window: local day -> source -> day cell, and local day -> source
+    -> its hour rollups that day (hours only where resolution may need them)."""
+
+    days: dict[date, dict[str, Cell]] = field(default_factory=dict)
+    hours: dict[date, dict[str, HourRollups]] = field(default_factory=dict)
+
+
+def to_cell(row: Mapping[str, Any]) -> Cell:
+    return Cell(
+        source=row["source"],
+        samples=row["samples"],
+        total=row["total"],
+        raw_total=row["raw_total"],
+        minimum=row["minimum"],
+        maximum=row["maximum"],
+        last_value=row["last_value"],
+        last_at=row["last_at"],
+        utc_offset_s=row["utc_offset_s"],
+    )
+
+
+def day_bounds(span: Window, tz: tzinfo | None) -> tuple[date, date]:
+    """The local days a window covers, `first` <= day < `end`. Instants select the days they fall
+    in (in the zone, else as written); an end at midnight excludes its day."""
+    if span.local_from is not None:
+        first = span.local_from.date()
+    else:
+        assert span.utc_from is not None  # window() sets one bound of each end
+        first = (span.utc_from.astimezone(tz) if tz else span.utc_from).date()
+    if span.local_to is not None:
+        return first, span.local_to.date()
+    assert span.utc_to is not None
+    last = span.utc_to.astimezone(tz) if tz else span.utc_to
+    return first, last.date() if last.time() == time() else last.date() + timedelta(days=1)
+
+
+def _hourly_candidate(metric: MetricDef) -> bool:
+    """Metrics whose days may fall back per hour (resolution.resolve_day's rule)."""
+    return metric.aggregation in ("sum", "mean") and metric.day_of == "start"
+
+
+async def load_days(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    user_id: UUID,
+    metrics: Sequence[MetricDef],
+    first: date,
+    end: date,
+    tz: str | None,
+    source: str | None,
+    with_hours: bool,
+) -> dict[str, DayCells]:
+    """The caller's cells for `metrics` over local days `first` <= day < `end`, with one query
+    per rollup table for all metrics (plus the long samples with `tz`). `with_hours` (resolved
+    answers) adds the hour rollups of the days where falling back per hour could change the
+    answer (`resolution.needs_hours`); a second query fetches them, for those days only."""
+    cells: dict[str, DayCells] = {m.metric: DayCells() for m in metrics}
+    if tz is None:
+        for row in await db.daily_rollups(
+            conn,
+            user_id=user_id,
+            metrics=[m.metric for m in metrics],
+            first=first,
+            end=end,
+            source=source,
+        ):
+            cells[row["metric"]].days.setdefault(row["day"], {})[row["source"]] = to_cell(row)
+        hourly = [
+            m.metric
+            for m in metrics
+            if with_hours
+            and _hourly_candidate(m)
+            and any(len(day) > 1 for day in cells[m.metric].days.values())
+        ]
+    else:
+        hourly = [m.metric for m in metrics if m.day_of == "start"]
+    coverage: dict[str, dict[date, dict[str, HourCoverage]]] = {}
+    parts: dict[tuple[str, date, str], list[Cell]] = {}
+    if hourly:
+        for row in await db.hourly_rollups_by_day(
+            conn, user_id=user_id, metrics=hourly, tz=tz, first=first, end=end, source=source
+        ):
+            metric, day, src = row["metric"], row["day"], row["source"]
+            coverage.setdefault(metric, {}).setdefault(day, {})[src] = HourCoverage(
+                row["mask"], row["total"], row["raw_total"]
+            )
+            if tz is not None:
+                _, last_value, offset = row["last"]
+                hours = {**row, "last_value": last_value, "utc_offset_s": int(offset)}
+                parts[(metric, day, src)] = [to_cell(hours)]
+    if tz is not None:
+        for row in await db.long_samples_by_day(
+            conn,
+            user_id=user_id,
+            metrics=[m.metric for m in metrics],
+            by_end=[m.metric for m in metrics if m.day_of == "end"],
+            tz=tz,
+            first=first,
+            end=end,
+            source=source,
+        ):
+            key = (row["metric"], row["day"], row["source"])
+            parts.setdefault(key, []).append(to_cell(row))
+        for (metric, day, src), day_parts in parts.items():
+            cells[metric].days.setdefault(day, {})[src] = merge_cells(day_parts)
+    if with_hours:
+        definitions = {m.metric: m for m in metrics}
+        needed = {
+            metric: wanted
+            for metric, days in coverage.items()
+            if (
+                wanted := {
+                    day
+                    for day, by_source in days.items()
+                    if needs_hours(definitions[metric], cells[metric].days.get(day, {}), by_source)
+                }
+            )
+        }
+        if needed:
+            await _load_hours_of(conn, user_id, needed, tz, source, cells)
+    return cells
+
+
+async def _load_hours_of(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    user_id: UUID,
+    needed: dict[str, set[date]],
+    tz: str | None,
+    source: str | None,
+    cells: dict[str, DayCells],
+) -> None:
+    """The hour rollups of the given metrics' days, into `cells`."""
+    days = [day for wanted in needed.values() for day in wanted]
+    rows = await db.hourly_rollups(
+        conn,
+        user_id=user_id,
+        metrics=list(needed),
+        utc_from=datetime.combine(min(days), time(), UTC) - _MAX_OFFSET,
+        utc_to=datetime.combine(max(days) + timedelta(days=1), time(), UTC) + _MAX_OFFSET,
+        source=source,
+    )
+    by_metric: dict[str, list[tuple[datetime, Cell]]] = {}
+    for row in rows:
+        by_metric.setdefault(row["metric"], []).append((row["hour"], to_cell(row)))
+    zone = ZoneInfo(tz) if tz else None
+    for metric, hours in by_metric.items():
+        for day, by_source in hours_by_day(hours, zone).items():
+            if day in needed[metric]:
+                cells[metric].hours[day] = by_source
+
+
+async def load_hours(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    user_id: UUID,
+    metric: MetricDef,
+    span: Window,
+    tz: str | None,
+    source: str | None,
+) -> Hours:
+    """The caller's hour cells of one metric in a window: UTC hour -> source -> cell. Local
+    bounds are local in the zone, else by each hour's recorded offset."""
+    zone = ZoneInfo(tz) if tz else None
+    utc_from, utc_to = span.utc_from, span.utc_to
+    if utc_from is None:
+        assert span.local_from is not None
+        utc_from = (
+            span.local_from.replace(tzinfo=zone).astimezone(UTC)
+            if zone
+            else span.local_from.replace(tzinfo=UTC) - _MAX_OFFSET
+        )
+    if utc_to is None:
+        assert span.local_to is not None
+        utc_to = (
+            span.local_to.replace(tzinfo=zone).astimezone(UTC)
+            if zone
+            else span.local_to.replace(tzinfo=UTC) + _MAX_OFFSET
+        )
+    hours: Hours = {}
+    for row in await db.hourly_rollups(
+        conn,
+        user_id=user_id,
+        metrics=[metric.metric],
+        utc_from=utc_from,
+        utc_to=utc_to,
+        source=source,
+    ):
+        cell = to_cell(row)
+        if zone is None and not _inside_by_offset(row["hour"], cell.utc_offset_s, span):
+            continue
+        hours.setdefault(row["hour"], {})[cell.source] = cell
+    return hours
+
+
+def _inside_by_offset(hour: datetime, utc_offset_s: int, span: Window) -> bool:
+    local = hour.astimezone(timezone(timedelta(seconds=utc_offset_s))).replace(tzinfo=None)
+    return (span.local_from is None or local >= span.local_from) and (
+        span.local_to is None or local < span.local_to
+    )
