@@ -168,7 +168,7 @@ async def insert_new(conn: asyncpg.Connection, samples: list[Sample]) -> list[Ch
             await conn.copy_records_to_table(
                 "samples",
                 schema_name="normalizer",
-                records=[record(s) for s in samples],
+                records=map(record, samples),
                 columns=COLUMNS,
             )
     except asyncpg.UniqueViolationError:
@@ -187,7 +187,7 @@ async def _upsert_staged(
         "(LIKE normalizer.samples INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
     )
     await conn.copy_records_to_table(
-        "staging_samples", records=[record(s) for s in samples], columns=COLUMNS
+        "staging_samples", records=map(record, samples), columns=COLUMNS
     )
     rows = await conn.fetch(_UPSERT)
     superseded = await conn.fetch(_SUPERSEDED, list(record_id_sources)) if rows else []
