@@ -3,146 +3,17 @@ normalizer's tables (its migrations applied by path, rows inserted as the normal
 samples plus their day and hour rollups, worked out by hand). The preferences service is a fake
 answering its documented `GET /v1/preferences` per caller."""
 
-import time
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 
-from healthmesh.common.access_tokens import AUDIENCE, ISSUER, JwksVerifier
-from healthmesh.common.db import apply_migrations
-from healthmesh.common.topics import Topics
-from healthmesh.gateway.app import create_app
-from healthmesh.gateway.settings import Settings
+pytestmark = pytest.mark.usefixtures("normalizer_tables")
 
-JWKS_URL = "http://auth.test/.well-known/jwks.json"
-PREFERENCES_URL = "http://preferences.test"
-NORMALIZER_MIGRATIONS = (
-    Path(__file__).resolve().parents[2] / "normalizer/src/healthmesh/normalizer/migrations"
-)
 HOUR = 3600
-
-DEFAULTS: dict[str, list[str]] = {
-    "activity": ["apple_health", "fitbit", "oura", "whoop", "withings", "strava", "csv"],
-    "sleep": ["oura", "whoop", "fitbit", "withings", "apple_health", "csv"],
-    "body": ["withings", "fitbit", "apple_health", "cronometer", "myfitnesspal", "csv"],
-    "heart": ["apple_health", "oura", "whoop", "fitbit", "withings", "csv"],
-    "recovery": ["oura", "whoop", "csv"],
-    "nutrition": ["cronometer", "myfitnesspal", "apple_health", "csv"],
-}
-
-
-def default_preferences() -> dict[str, Any]:
-    """What the preferences service answers for a user who chose nothing."""
-    return {
-        "categories": {
-            category: {"sources": sources, "fallback": True, "default": True}
-            for category, sources in DEFAULTS.items()
-        },
-        "overrides": {},
-    }
-
-
-class FakePreferences:
-    """Stands in for the preferences service: each caller's answer, by their bearer token."""
-
-    def __init__(self) -> None:
-        self.by_token: dict[str, dict[str, Any]] = {}
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        if request.url.path != "/v1/preferences":
-            return httpx.Response(404)
-        token = request.headers.get("authorization", "")
-        return httpx.Response(200, json=self.by_token.get(token, default_preferences()))
-
-
-@pytest.fixture(scope="module")
-def signing_key() -> RSAKey:
-    return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True)
-
-
-def bearer(key: RSAKey, user_id: UUID) -> dict[str, str]:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": str(user_id),
-        "email": f"{user_id.hex[:8]}@example.com",
-        "typ": "access",
-        "iat": now,
-        "exp": now + 900,
-    }
-    return {"Authorization": f"Bearer {jwt.encode({'alg': 'RS256', 'kid': key.kid}, claims, key)}"}
-
-
-@pytest.fixture
-def prefs() -> FakePreferences:
-    return FakePreferences()
-
-
-@pytest.fixture
-async def app(
-    database_url: str,
-    kafka_bootstrap_servers: str,
-    topics: Topics,
-    signing_key: RSAKey,
-    prefs: FakePreferences,
-    tmp_path: Path,
-) -> AsyncIterator[FastAPI]:
-    document = {"keys": [signing_key.as_dict(private=False)]}
-
-    def auth(request: httpx.Request) -> httpx.Response:
-        if str(request.url) == JWKS_URL:
-            return httpx.Response(200, json=document)
-        return httpx.Response(404)
-
-    settings = Settings(
-        database_url=database_url,
-        kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topics.prefix,
-        upload_dir=tmp_path / "uploads",
-        preferences_url=PREFERENCES_URL,
-        environment="test",
-    )
-    async with (
-        httpx.AsyncClient(transport=httpx.MockTransport(auth)) as auth_http,
-        httpx.AsyncClient(transport=httpx.MockTransport(prefs.handle)) as preferences_http,
-    ):
-        app = create_app(settings, verifier=JwksVerifier(auth_http, JWKS_URL))
-        async with app.router.lifespan_context(app):
-            await apply_migrations(app.state.pool, "normalizer", NORMALIZER_MIGRATIONS)
-            app.state.http = preferences_http
-            yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        yield client
-
-
-@pytest.fixture
-def ada_id() -> UUID:
-    return uuid4()
-
-
-@pytest.fixture
-def ada(signing_key: RSAKey, ada_id: UUID) -> dict[str, str]:
-    return bearer(signing_key, ada_id)
-
-
-@pytest.fixture
-def bob(signing_key: RSAKey) -> dict[str, str]:
-    return bearer(signing_key, uuid4())
 
 
 # --- rows as the normalizer writes them ---------------------------------------------------------
@@ -235,9 +106,8 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
 
 @pytest.mark.integration
 async def test_a_withings_weigh_in_echoed_in_apple_health_counts_once(
-    app: FastAPI, client: httpx.AsyncClient, ada: dict[str, str], ada_id: UUID
+    pool: asyncpg.Pool, client: httpx.AsyncClient, ada: dict[str, str], ada_id: UUID
 ) -> None:
-    pool = app.state.pool
     # 2024-03-11 in Berlin (+01:00). Withings: 07:00 80.0 kg and 21:00 81.0 kg. Apple Health got
     # only the morning one, written by the Withings app (read back from lb: 80.0145 kg).
     morning = await sample(
@@ -289,16 +159,15 @@ async def test_a_withings_weigh_in_echoed_in_apple_health_counts_once(
     assert body["decision"]["preference"] == {
         "decided_by": "category:body",
         "default": True,
-        "sources": DEFAULTS["body"],
+        "sources": ["withings", "fitbit", "apple_health", "cronometer", "myfitnesspal", "csv"],
         "fallback": True,
     }
 
 
 @pytest.mark.integration
 async def test_a_strava_run_echoed_in_apple_health_is_no_conflict(
-    app: FastAPI, client: httpx.AsyncClient, ada: dict[str, str], ada_id: UUID
+    pool: asyncpg.Pool, client: httpx.AsyncClient, ada: dict[str, str], ada_id: UUID
 ) -> None:
-    pool = app.state.pool
     # Strava: a 07:00-08:00 run (3,600 s) and an 18:00-18:30 one (1,800 s). Apple Health has the
     # morning run as written by the Strava app, with Strava's moving time (3,540 s).
     run = await sample(pool, ada_id, "workout", "strava", at(12, 6), 3600, 3600.0, unit="s")
@@ -348,7 +217,7 @@ async def steps_day(pool: asyncpg.Pool, user_id: UUID, day: int, oura: float, ap
 
 @pytest.mark.integration
 async def test_sources_far_apart_are_a_conflict_and_close_ones_are_not(
-    app: FastAPI,
+    pool: asyncpg.Pool,
     client: httpx.AsyncClient,
     ada: dict[str, str],
     ada_id: UUID,
@@ -356,8 +225,8 @@ async def test_sources_far_apart_are_a_conflict_and_close_ones_are_not(
 ) -> None:
     # 13 March: Oura 10,000 vs Apple 12,500 steps, 2,500 apart (> 10% of 12,500 = 1,250).
     # 14 March: 10,000 vs 10,500, 500 apart (<= 1,050).
-    await steps_day(app.state.pool, ada_id, 13, 10_000, 12_500)
-    await steps_day(app.state.pool, ada_id, 14, 10_000, 10_500)
+    await steps_day(pool, ada_id, 13, 10_000, 12_500)
+    await steps_day(pool, ada_id, 14, 10_000, 10_500)
     window = {"start": "2024-03-13", "end": "2024-03-14"}
     answer = await client.get("/v1/conflicts", params=window, headers=ada)
     assert answer.status_code == 200, answer.text
@@ -490,13 +359,13 @@ async def watch_and_phone_day(pool: asyncpg.Pool, user_id: UUID) -> dict[str, UU
 @pytest.mark.integration
 @pytest.mark.parametrize("tz", [None, "Europe/Berlin"])
 async def test_explain_shows_the_overlap_dropped_and_the_preference_that_decided(
-    app: FastAPI,
+    pool: asyncpg.Pool,
     client: httpx.AsyncClient,
     ada: dict[str, str],
     ada_id: UUID,
     tz: str | None,
 ) -> None:
-    ids = await watch_and_phone_day(app.state.pool, ada_id)
+    ids = await watch_and_phone_day(pool, ada_id)
     params = {"date": "2024-03-15", **({"tz": tz} if tz else {})}
     answer = await client.get("/v1/metrics/steps/explain", params=params, headers=ada)
     assert answer.status_code == 200, answer.text
@@ -544,16 +413,16 @@ async def test_explain_shows_the_overlap_dropped_and_the_preference_that_decided
 
 @pytest.mark.integration
 async def test_an_override_decides_and_says_so(
-    app: FastAPI,
+    pool: asyncpg.Pool,
     client: httpx.AsyncClient,
     ada: dict[str, str],
     ada_id: UUID,
-    prefs: FakePreferences,
+    default_preferences: dict[str, Any],
+    preferences_by_token: dict[str, dict[str, Any]],
 ) -> None:
-    await watch_and_phone_day(app.state.pool, ada_id)
-    chosen = default_preferences()
-    chosen["overrides"] = {"steps": ["oura", "apple_health"]}
-    prefs.by_token[ada["Authorization"]] = chosen
+    await watch_and_phone_day(pool, ada_id)
+    chosen = {**default_preferences, "overrides": {"steps": ["oura", "apple_health"]}}
+    preferences_by_token[ada["Authorization"]] = chosen
     body = (
         await client.get("/v1/metrics/steps/explain", params={"date": "2024-03-15"}, headers=ada)
     ).json()
@@ -568,10 +437,10 @@ async def test_an_override_decides_and_says_so(
 
 @pytest.mark.integration
 async def test_another_users_explanations_and_conflicts_are_not_seen(
-    app: FastAPI, client: httpx.AsyncClient, ada_id: UUID, bob: dict[str, str]
+    pool: asyncpg.Pool, client: httpx.AsyncClient, ada_id: UUID, bob: dict[str, str]
 ) -> None:
-    await watch_and_phone_day(app.state.pool, ada_id)
-    await steps_day(app.state.pool, ada_id, 13, 10_000, 12_500)
+    await watch_and_phone_day(pool, ada_id)
+    await steps_day(pool, ada_id, 13, 10_000, 12_500)
     explained = await client.get(
         "/v1/metrics/steps/explain", params={"date": "2024-03-15"}, headers=bob
     )

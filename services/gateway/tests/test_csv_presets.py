@@ -1,30 +1,21 @@
 """CSV presets (saved column mappings, scoped to their owner), imports by preset, and the preview
 of a file's first rows: over the real gateway app, its PostgreSQL schema and the broker."""
 
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import httpx
 import orjson
 import pytest
-from fastapi import FastAPI, Request
-from joserfc import jwt
-from joserfc.jwk import RSAKey
+from fastapi import FastAPI
 
-from healthmesh.common.access_tokens import AUDIENCE, ISSUER, JwksVerifier
 from healthmesh.common.events import CsvMapping
-from healthmesh.common.http import install_error_handlers
-from healthmesh.common.topics import Topics
-from healthmesh.devstack.testing import collect, eventually
-from healthmesh.gateway.app import create_app
 from healthmesh.gateway.csv_mappings import preview_rows
-from healthmesh.gateway.settings import Settings
-from healthmesh.gateway.uploads import receive_form
 
-JWKS_URL = "http://auth.test/.well-known/jwks.json"
+PostImport = Callable[..., Awaitable[tuple[str, dict[str, Any]]]]
+"""conftest.post_import: posts an import, answers its id and its `imports.requested` message."""
 
 STEPS_AND_WEIGHT = {
     "timestamp": "Date",
@@ -46,71 +37,6 @@ CSV = (
     b"2024-03-12T07:15:00-07:00,40,\n"
     b"2024-03-13,,181.2\n"
 )
-
-
-@pytest.fixture(scope="module")
-def signing_key() -> RSAKey:
-    """Stands in for auth's key: tokens signed with it verify through the fake JWKS below."""
-    return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True)
-
-
-def bearer(key: RSAKey, user_id: UUID) -> dict[str, str]:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": str(user_id),
-        "email": f"{user_id.hex[:8]}@example.com",
-        "typ": "access",
-        "iat": now,
-        "exp": now + 900,
-    }
-    return {"Authorization": f"Bearer {jwt.encode({'alg': 'RS256', 'kid': key.kid}, claims, key)}"}
-
-
-@pytest.fixture
-async def app(
-    database_url: str,
-    kafka_bootstrap_servers: str,
-    topics: Topics,
-    signing_key: RSAKey,
-    tmp_path: Path,
-) -> AsyncIterator[FastAPI]:
-    document = {"keys": [signing_key.as_dict(private=False)]}
-
-    def auth(request: httpx.Request) -> httpx.Response:
-        if str(request.url) == JWKS_URL:
-            return httpx.Response(200, json=document)
-        return httpx.Response(404)
-
-    settings = Settings(
-        database_url=database_url,
-        kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topics.prefix,
-        upload_dir=tmp_path / "uploads",
-        environment="test",
-    )
-    async with httpx.AsyncClient(transport=httpx.MockTransport(auth)) as http:
-        app = create_app(settings, verifier=JwksVerifier(http, JWKS_URL))
-        async with app.router.lifespan_context(app):
-            yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        yield client
-
-
-@pytest.fixture
-def ada(signing_key: RSAKey) -> dict[str, str]:
-    return bearer(signing_key, uuid4())
-
-
-@pytest.fixture
-def bob(signing_key: RSAKey) -> dict[str, str]:
-    return bearer(signing_key, uuid4())
 
 
 def files_under(folder: Path) -> list[Path]:
@@ -222,25 +148,14 @@ async def test_an_import_by_preset_queues_the_presets_mapping(
     app: FastAPI,
     client: httpx.AsyncClient,
     ada: dict[str, str],
-    kafka_bootstrap_servers: str,
-    topics: Topics,
+    post_import: PostImport,
 ) -> None:
     await client.put("/v1/csv-presets/daily", json=STEPS_AND_WEIGHT, headers=ada)
-    async with collect(kafka_bootstrap_servers, topics.imports_requested) as requested:
-        answer = await client.post(
-            "/v1/imports",
-            data={"kind": "csv", "preset": "daily"},
-            files={"file": ("steps.csv", CSV, "text/csv")},
-            headers=ada,
-        )
-        assert answer.status_code == 202, answer.text
-        import_id = answer.json()["id"]
-
-        async def published() -> bool:
-            return any(r["import_id"] == import_id for r in requested)
-
-        await eventually(published, what="the import request")
-    [request] = [r for r in requested if r["import_id"] == import_id]
+    import_id, request = await post_import(
+        data={"kind": "csv", "preset": "daily"},
+        files={"file": ("steps.csv", CSV, "text/csv")},
+        headers=ada,
+    )
     assert request["mapping"] == STORED
     stored = await app.state.pool.fetchval(
         "SELECT mapping FROM gateway.imports WHERE id = $1", UUID(import_id)
@@ -429,29 +344,6 @@ async def test_the_preview_of_a_huge_file_reads_only_its_head(
     assert [row["row"] for row in shown] == list(range(2, 54))
     assert {row["samples"][0]["value"] for row in shown} == {1000}
     assert files_under(tmp_path / "uploads") == []
-
-
-async def test_a_head_only_upload_keeps_the_first_bytes_and_counts_them_all(
-    tmp_path: Path,
-) -> None:
-    target = tmp_path / "head"
-    app = FastAPI()
-    install_error_handlers(app)
-
-    @app.post("/upload")
-    async def upload(request: Request) -> dict[str, Any]:
-        form = await receive_form(
-            request, target, max_file_bytes=100_000, max_field_bytes=1024, keep_file_bytes=1000
-        )
-        assert form.file is not None
-        return {"size": form.file.size}
-
-    body = bytes(range(256)) * 200  # 51,200 bytes
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gw") as http:
-        answer = await http.post("/upload", files={"file": ("x.csv", body, "text/csv")})
-    assert answer.json() == {"size": 51_200}
-    assert target.read_bytes() == body[:1000]
 
 
 def test_the_preview_stops_where_the_import_would_at_a_line_that_is_not_utf8(

@@ -1,7 +1,7 @@
 """Cronometer and MyFitnessPal uploads: what is refused before anything is queued (not one of
 the source's exports, an unsafe zip, an unknown timezone), and the profile's zone as default."""
 
-import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -10,6 +10,9 @@ import pytest
 from healthmesh.common.apple_export import ArchiveLimits
 from healthmesh.common.http import ApiError
 from healthmesh.gateway.imports import check_diary_export, check_timezone, profile_timezone
+
+ZipOf = Callable[[dict[str, bytes]], Path]
+"""conftest.zip_of: writes a zip of `{name: bytes}` entries, a new file each call."""
 
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "samples"
 needs_samples = pytest.mark.skipif(
@@ -22,14 +25,6 @@ NUTRITION = b"Date,Meal,Calories,Fat (g),Protein (g),Note\r\n2024-03-01,Lunch,50
 def write(tmp_path: Path, data: bytes, name: str = "upload") -> Path:
     path = tmp_path / name
     path.write_bytes(data)
-    return path
-
-
-def zipped(tmp_path: Path, entries: dict[str, bytes]) -> Path:
-    path = tmp_path / "File-Export.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
     return path
 
 
@@ -49,11 +44,11 @@ def test_every_sample_export_is_accepted(kind: str, folder: str) -> None:
 
 
 @needs_samples
-def test_the_myfitnesspal_zip_is_accepted(tmp_path: Path) -> None:
+def test_the_myfitnesspal_zip_is_accepted(zip_of: ZipOf) -> None:
     samples = REFERENCE / "myfitnesspal"
     entries = {f"File-Export/{p.name}": p.read_bytes() for p in samples.glob("*-Summary-*.csv")}
     entries["__MACOSX/File-Export/._x.csv"] = b"\x00\x05\x16\x07"
-    check_diary_export(zipped(tmp_path, entries), "myfitnesspal", LIMITS)
+    check_diary_export(zip_of(entries), "myfitnesspal", LIMITS)
 
 
 @pytest.mark.parametrize(
@@ -81,17 +76,15 @@ def test_an_empty_file_is_422(tmp_path: Path) -> None:
     assert (error.status, error.code) == (422, "unreadable_file")
 
 
-def test_a_zip_is_only_myfitnesspals(tmp_path: Path) -> None:
-    path = zipped(tmp_path, {"Nutrition-Summary.csv": NUTRITION})
+def test_a_zip_is_only_myfitnesspals(zip_of: ZipOf) -> None:
+    path = zip_of({"Nutrition-Summary.csv": NUTRITION})
     check_diary_export(path, "myfitnesspal", LIMITS)
     error = refusal(path, "cronometer")
     assert error.status == 415 and "zip archive" in error.message
 
 
-def test_a_zip_with_another_csv_is_refused_naming_it(tmp_path: Path) -> None:
-    path = zipped(
-        tmp_path, {"Nutrition-Summary.csv": NUTRITION, "steps.csv": b"Date,Steps\n2024-03-01,5\n"}
-    )
+def test_a_zip_with_another_csv_is_refused_naming_it(zip_of: ZipOf) -> None:
+    path = zip_of({"Nutrition-Summary.csv": NUTRITION, "steps.csv": b"Date,Steps\n2024-03-01,5\n"})
     error = refusal(path, "myfitnesspal")
     assert error.status == 415 and error.message.startswith("steps.csv: not a MyFitnessPal")
 
@@ -103,13 +96,13 @@ def test_a_zip_with_another_csv_is_refused_naming_it(tmp_path: Path) -> None:
         ({"../Nutrition-Summary.csv": NUTRITION}, "outside the archive"),
     ],
 )
-def test_an_unsafe_zip_is_422(tmp_path: Path, entries: dict[str, bytes], words: str) -> None:
-    error = refusal(zipped(tmp_path, entries), "myfitnesspal")
+def test_an_unsafe_zip_is_422(zip_of: ZipOf, entries: dict[str, bytes], words: str) -> None:
+    error = refusal(zip_of(entries), "myfitnesspal")
     assert (error.status, error.code) == (422, "unsafe_archive") and words in error.message
 
 
-def test_a_zip_without_csv_files_is_415(tmp_path: Path) -> None:
-    error = refusal(zipped(tmp_path, {"readme.txt": b"hi"}), "myfitnesspal")
+def test_a_zip_without_csv_files_is_415(zip_of: ZipOf) -> None:
+    error = refusal(zip_of({"readme.txt": b"hi"}), "myfitnesspal")
     assert error.status == 415 and "no CSV file" in error.message
 
 

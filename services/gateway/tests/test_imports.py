@@ -1,6 +1,6 @@
 """An import's status from both read models, and what an upload is refused for."""
 
-import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,12 +10,11 @@ import pytest
 from healthmesh.common.apple_export import ArchiveLimits
 from healthmesh.common.events import CsvMapping
 from healthmesh.common.http import ApiError
-from healthmesh.gateway.imports import (
-    check_apple_export,
-    check_csv_header,
-    check_kind,
-    import_view,
-)
+from healthmesh.gateway.csv_mappings import check_csv_header
+from healthmesh.gateway.imports import check_apple_export, check_kind, import_view
+
+ZipOf = Callable[[dict[str, bytes]], Path]
+"""conftest.zip_of: writes a zip of `{name: bytes}` entries, a new file each call."""
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -174,74 +173,62 @@ EXPORT = (
 LIMITS = ArchiveLimits(max_uncompressed_bytes=10 * 1024**2, max_ratio=200)
 
 
-def zipped(tmp_path: Path, entries: dict[str, bytes]) -> Path:
-    path = tmp_path / "export.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return path
-
-
 def refusal(path: Path) -> ApiError:
     with pytest.raises(ApiError) as refused:
         check_apple_export(path, LIMITS)
     return refused.value
 
 
-def test_an_export_zip_or_its_xml_is_accepted(tmp_path: Path) -> None:
-    check_apple_export(zipped(tmp_path, {"apple_health_export/export.xml": EXPORT}), LIMITS)
-    localized = tmp_path / "de"
-    localized.mkdir()
+def test_an_export_zip_or_its_xml_is_accepted(tmp_path: Path, zip_of: ZipOf) -> None:
+    check_apple_export(zip_of({"apple_health_export/export.xml": EXPORT}), LIMITS)
     german = {
         "apple_health_export/exportieren.xml": EXPORT,
         "apple_health_export/export_cda.xml": b"<ClinicalDocument/>",
         "__MACOSX/apple_health_export/._exportieren.xml": b"junk",
     }
-    check_apple_export(zipped(localized, german), LIMITS)
+    check_apple_export(zip_of(german), LIMITS)
     xml = tmp_path / "export.xml"
     xml.write_bytes(EXPORT)
     check_apple_export(xml, LIMITS)
 
 
-def test_a_zip_bomb_is_refused(tmp_path: Path) -> None:
+def test_a_zip_bomb_is_refused(zip_of: ZipOf) -> None:
     bomb = EXPORT[:-14] + b" " * (5 * 1024**2) + b"</HealthData>\n"  # 5 MB of blanks
-    error = refusal(zipped(tmp_path, {"apple_health_export/export.xml": bomb}))
+    error = refusal(zip_of({"apple_health_export/export.xml": bomb}))
     assert (error.status, error.code) == (422, "unsafe_archive")
     assert "zip bomb" in error.message
 
 
-def test_an_archive_expanding_past_the_limit_is_refused(tmp_path: Path) -> None:
+def test_an_archive_expanding_past_the_limit_is_refused(zip_of: ZipOf) -> None:
     big = EXPORT + bytes(range(256)) * (45 * 1024)  # ~11.5 MB that does not compress much
-    error = refusal(zipped(tmp_path, {"apple_health_export/export.xml": big}))
+    error = refusal(zip_of({"apple_health_export/export.xml": big}))
     assert error.code == "unsafe_archive" and "limit" in error.message
 
 
 @pytest.mark.parametrize("name", ["../../etc/cron.d/x", "/etc/passwd", "C:/Windows/x.xml"])
-def test_an_entry_escaping_the_archive_is_refused(tmp_path: Path, name: str) -> None:
-    error = refusal(zipped(tmp_path, {"apple_health_export/export.xml": EXPORT, name: b"x"}))
+def test_an_entry_escaping_the_archive_is_refused(zip_of: ZipOf, name: str) -> None:
+    error = refusal(zip_of({"apple_health_export/export.xml": EXPORT, name: b"x"}))
     assert error.code == "unsafe_archive" and "outside the archive" in error.message
 
 
-def test_a_zip_without_export_xml_is_refused(tmp_path: Path) -> None:
-    error = refusal(zipped(tmp_path, {"apple_health_export/export_cda.xml": b"<x/>"}))
+def test_a_zip_without_export_xml_is_refused(zip_of: ZipOf) -> None:
+    error = refusal(zip_of({"apple_health_export/export_cda.xml": b"<x/>"}))
     assert error.code == "unsafe_archive" and "export.xml" in error.message
 
 
-def test_xml_declaring_entities_is_refused(tmp_path: Path) -> None:
+def test_xml_declaring_entities_is_refused(zip_of: ZipOf) -> None:
     laughs = EXPORT.replace(
         b"<!ELEMENT HealthData ANY>",
         b'<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;"><!ENTITY xxe SYSTEM "file:///etc/passwd">',
     )
-    error = refusal(zipped(tmp_path, {"apple_health_export/export.xml": laughs}))
+    error = refusal(zip_of({"apple_health_export/export.xml": laughs}))
     assert (error.status, error.code) == (422, "unsafe_xml")
 
 
-def test_a_file_of_another_kind_is_refused(tmp_path: Path) -> None:
+def test_a_file_of_another_kind_is_refused(tmp_path: Path, zip_of: ZipOf) -> None:
     path = tmp_path / "steps.csv"
     path.write_text("Date,Steps\n2024-03-01,1\n")
     assert refusal(path).status == 415
     broken = tmp_path / "broken.zip"
-    broken.write_bytes(
-        zipped(tmp_path, {"apple_health_export/export.xml": EXPORT}).read_bytes()[:-30]
-    )
+    broken.write_bytes(zip_of({"apple_health_export/export.xml": EXPORT}).read_bytes()[:-30])
     assert refusal(broken).code in ("unreadable_file", "unsupported_media_type")

@@ -3,33 +3,17 @@ holding the normalizer's schema (its migrations applied by path) with rollup row
 normalizer writes them. The preferences service is a fake answering `GET /v1/preferences` per
 caller. Expected values are worked out by hand in the comments."""
 
-import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 
-from healthmesh.common.access_tokens import AUDIENCE, ISSUER, JwksVerifier
-from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.topics import Topics
-from healthmesh.gateway.app import create_app
-from healthmesh.gateway.settings import Settings
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("normalizer_tables")]
 
-pytestmark = pytest.mark.integration
-
-JWKS_URL = "http://auth.test/.well-known/jwks.json"
-PREFERENCES_URL = "http://preferences.test"
-NORMALIZER_MIGRATIONS = (
-    Path(__file__).parents[2] / "normalizer" / "src" / "healthmesh" / "normalizer" / "migrations"
-)
 CATEGORIES = ("activity", "sleep", "body", "heart", "recovery", "nutrition")
 
 
@@ -39,97 +23,6 @@ def preferences(**chosen: list[str]) -> dict[str, Any]:
         "categories": {c: {"sources": chosen.get(c, []), "fallback": True} for c in CATEGORIES},
         "overrides": {},
     }
-
-
-@pytest.fixture(scope="module")
-def signing_key() -> RSAKey:
-    return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True)
-
-
-@pytest.fixture
-def user_preferences() -> dict[str, dict[str, Any]]:
-    """What the fake preferences service answers, by the caller's Authorization header."""
-    return {}
-
-
-@pytest.fixture
-async def app(
-    database_url: str,
-    kafka_bootstrap_servers: str,
-    topics: Topics,
-    signing_key: RSAKey,
-    user_preferences: dict[str, dict[str, Any]],
-    tmp_path: Path,
-) -> AsyncIterator[FastAPI]:
-    document = {"keys": [signing_key.as_dict(private=False)]}
-
-    def services(request: httpx.Request) -> httpx.Response:
-        if str(request.url) == JWKS_URL:
-            return httpx.Response(200, json=document)
-        if str(request.url) == f"{PREFERENCES_URL}/v1/preferences":
-            chosen = user_preferences.get(request.headers["authorization"], preferences())
-            return httpx.Response(200, json=chosen)
-        return httpx.Response(404)
-
-    pool = await open_pool(database_url)
-    try:
-        await apply_migrations(pool, "normalizer", NORMALIZER_MIGRATIONS)
-    finally:
-        await pool.close()
-    settings = Settings(
-        database_url=database_url,
-        kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topics.prefix,
-        upload_dir=tmp_path / "uploads",
-        preferences_url=PREFERENCES_URL,
-        environment="test",
-    )
-    async with httpx.AsyncClient(transport=httpx.MockTransport(services)) as http:
-        app = create_app(settings, verifier=JwksVerifier(http, JWKS_URL))
-        async with app.router.lifespan_context(app):
-            await app.state.http.aclose()
-            app.state.http = http  # the gateway's client to the other services: the fakes above
-            yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        yield client
-
-
-@pytest.fixture
-def pool(app: FastAPI) -> asyncpg.Pool:
-    gateway_pool: asyncpg.Pool = app.state.pool
-    return gateway_pool
-
-
-class User:
-    def __init__(self, key: RSAKey) -> None:
-        self.id = uuid4()
-        now = int(time.time())
-        claims = {
-            "iss": ISSUER,
-            "aud": AUDIENCE,
-            "sub": str(self.id),
-            "email": f"{self.id.hex[:8]}@example.com",
-            "typ": "access",
-            "iat": now,
-            "exp": now + 900,
-        }
-        token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
-        self.headers = {"Authorization": f"Bearer {token}"}
-
-
-@pytest.fixture
-def ada(signing_key: RSAKey) -> User:
-    return User(signing_key)
-
-
-@pytest.fixture
-def bob(signing_key: RSAKey) -> User:
-    return User(signing_key)
 
 
 # --- rollup rows as the normalizer writes them ------------------------------------------------
@@ -250,11 +143,14 @@ async def watch_phone_and_ring_day(pool: asyncpg.Pool, user: UUID) -> None:
     )
 
 
-async def steps(client: httpx.AsyncClient, user: User, **query: str) -> list[dict[str, Any]]:
+async def steps(
+    client: httpx.AsyncClient, auth: dict[str, str], **query: str
+) -> list[dict[str, Any]]:
+    """The caller's steps points for 12 March 2024, or for the `start` and `end` in `query`."""
     answer = await client.get(
         "/v1/metrics/steps",
         params={"start": "2024-03-12", "end": "2024-03-12", **query},
-        headers=user.headers,
+        headers=auth,
     )
     assert answer.status_code == 200, answer.text
     points: list[dict[str, Any]] = answer.json()["points"]
@@ -264,11 +160,12 @@ async def steps(client: httpx.AsyncClient, user: User, **query: str) -> list[dic
 async def test_a_watch_phone_and_ring_day_falls_back_per_hour(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    ada: User,
-    user_preferences: dict[str, dict[str, Any]],
+    ada: dict[str, str],
+    ada_id: UUID,
+    preferences_by_token: dict[str, dict[str, Any]],
 ) -> None:
-    await watch_phone_and_ring_day(pool, ada.id)
-    user_preferences[ada.headers["Authorization"]] = preferences(activity=["apple_health", "oura"])
+    await watch_phone_and_ring_day(pool, ada_id)
+    preferences_by_token[ada["Authorization"]] = preferences(activity=["apple_health", "oura"])
     # Apple Health's 13 hours (2,500 + 9,922 = 12,422, its overlap-free totals, not the raw
     # 13,322), the ring's other 11: hours 0-6 (0), 7 (300), 13 (300), 22-23 (457) = 1,057.
     # 12,422 + 1,057 = 13,479.
@@ -309,13 +206,14 @@ async def test_a_watch_phone_and_ring_day_falls_back_per_hour(
 async def test_with_fallback_off_only_the_first_source_answers(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    ada: User,
-    user_preferences: dict[str, dict[str, Any]],
+    ada: dict[str, str],
+    ada_id: UUID,
+    preferences_by_token: dict[str, dict[str, Any]],
 ) -> None:
-    await watch_phone_and_ring_day(pool, ada.id)
+    await watch_phone_and_ring_day(pool, ada_id)
     chosen = preferences(activity=["apple_health", "oura"])
     chosen["categories"]["activity"]["fallback"] = False
-    user_preferences[ada.headers["Authorization"]] = chosen
+    preferences_by_token[ada["Authorization"]] = chosen
     [day] = await steps(client, ada)
     assert (day["value"], day["source"], day["fallback"]) == (12422.0, "apple_health", False)
     assert "sources" not in day
@@ -326,13 +224,13 @@ async def test_with_fallback_off_only_the_first_source_answers(
 
 
 async def test_every_sources_own_series_and_one_source(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, ada: User
+    client: httpx.AsyncClient, pool: asyncpg.Pool, ada: dict[str, str], ada_id: UUID
 ) -> None:
-    await watch_phone_and_ring_day(pool, ada.id)
+    await watch_phone_and_ring_day(pool, ada_id)
     answer = await client.get(
         "/v1/metrics/steps",
         params={"start": "2024-03-12", "end": "2024-03-12", "source": "all"},
-        headers=ada.headers,
+        headers=ada,
     )
     series = {s["source"]: [p["value"] for p in s["points"]] for s in answer.json()["series"]}
     assert series == {"apple_health": [12422.0], "oura": [4157.0]}
@@ -344,20 +242,21 @@ async def test_every_sources_own_series_and_one_source(
 async def test_a_user_with_a_single_source_gets_its_values(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    ada: User,
-    user_preferences: dict[str, dict[str, Any]],
+    ada: dict[str, str],
+    ada_id: UUID,
+    preferences_by_token: dict[str, dict[str, Any]],
 ) -> None:
     # Only the ring, ranked last: it is the only source with data, so never a fallback.
-    await insert(pool, "daily_rollups", [row(ada.id, "steps", "oura", DAY, 4157, samples=24)])
+    await insert(pool, "daily_rollups", [row(ada_id, "steps", "oura", DAY, 4157, samples=24)])
     await insert(
         pool,
         "hourly_rollups",
         [
-            row(ada.id, "steps", "oura", MIDNIGHT + timedelta(hours=h), v)
+            row(ada_id, "steps", "oura", MIDNIGHT + timedelta(hours=h), v)
             for h, v in RING_HOURS.items()
         ],
     )
-    user_preferences[ada.headers["Authorization"]] = preferences(
+    preferences_by_token[ada["Authorization"]] = preferences(
         activity=["apple_health", "fitbit", "oura"]
     )
     [day] = await steps(client, ada)
@@ -368,27 +267,25 @@ async def test_a_user_with_a_single_source_gets_its_values(
 async def test_weeks_and_months_sum_the_resolved_days(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    ada: User,
-    user_preferences: dict[str, dict[str, Any]],
+    ada: dict[str, str],
+    ada_id: UUID,
+    preferences_by_token: dict[str, dict[str, Any]],
 ) -> None:
     # Apple Health every day of 4-31 March but the 10th, d x 100 steps on day d; the ring on the
     # 10th only (5,000, a fallback); Apple Health 100 on 1 April.
     rows = [
-        row(ada.id, "steps", "apple_health", date(2024, 3, d), d * 100.0)
+        row(ada_id, "steps", "apple_health", date(2024, 3, d), d * 100.0)
         for d in range(4, 32)
         if d != 10
     ]
     rows += [
-        row(ada.id, "steps", "oura", date(2024, 3, 10), 5000.0),
-        row(ada.id, "steps", "apple_health", date(2024, 4, 1), 100.0),
+        row(ada_id, "steps", "oura", date(2024, 3, 10), 5000.0),
+        row(ada_id, "steps", "apple_health", date(2024, 4, 1), 100.0),
     ]
     await insert(pool, "daily_rollups", rows)
-    user_preferences[ada.headers["Authorization"]] = preferences(activity=["apple_health", "oura"])
+    preferences_by_token[ada["Authorization"]] = preferences(activity=["apple_health", "oura"])
     window = {"start": "2024-03-01", "end": "2024-04-30"}
-    answer = await client.get(
-        "/v1/metrics/steps", params={**window, "resolution": "week"}, headers=ada.headers
-    )
-    weeks = answer.json()["points"]
+    weeks = await steps(client, ada, **window, resolution="week")
     # Mon 4 - Sun 10: (4+5+6+7+8+9) x 100 = 3,900 + the ring's 5,000 = 8,900, mostly the ring's.
     # 11-17: 98 x 100; 18-24: 147 x 100; 25-31: 196 x 100; 1-7 April: 100.
     assert [(w["date"], w["value"], w["source"], w["fallback"]) for w in weeks] == [
@@ -406,10 +303,7 @@ async def test_weeks_and_months_sum_the_resolved_days(
         "2024-03-04T00:00:00+00:00",
         "2024-03-11T00:00:00+00:00",
     )
-    answer = await client.get(
-        "/v1/metrics/steps", params={**window, "resolution": "month"}, headers=ada.headers
-    )
-    months = answer.json()["points"]
+    months = await steps(client, ada, **window, resolution="month")
     # March: 4+...+31 = (4+31) x 28 / 2 = 490, less the 10th = 480 -> 48,000 + 5,000 = 53,000.
     assert [(m["date"], m["value"], m["source"], m["fallback"]) for m in months] == [
         ("2024-03-01", 53000.0, "apple_health", True),
@@ -420,8 +314,9 @@ async def test_weeks_and_months_sum_the_resolved_days(
 async def test_a_zone_rebuckets_days_and_a_23_hour_day_is_one_day(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    ada: User,
-    user_preferences: dict[str, dict[str, Any]],
+    ada: dict[str, str],
+    ada_id: UUID,
+    preferences_by_token: dict[str, dict[str, Any]],
 ) -> None:
     # A device recording in UTC: 1 step every hour from 30 March 00:00 to 1 April 23:59 UTC,
     # and its day rollups by that offset (24 a day). A night's sleep 22:30-05:00 UTC (6.5 h =
@@ -430,31 +325,30 @@ async def test_a_zone_rebuckets_days_and_a_23_hour_day_is_one_day(
     await insert(
         pool,
         "hourly_rollups",
-        [row(ada.id, "steps", "fitbit", start + timedelta(hours=h), 1.0) for h in range(72)],
+        [row(ada_id, "steps", "fitbit", start + timedelta(hours=h), 1.0) for h in range(72)],
     )
     await insert(
         pool,
         "daily_rollups",
-        [row(ada.id, "steps", "fitbit", date(2024, 3, d), 24.0, samples=24) for d in (30, 31)]
-        + [row(ada.id, "steps", "fitbit", date(2024, 4, 1), 24.0, samples=24)],
+        [row(ada_id, "steps", "fitbit", date(2024, 3, d), 24.0, samples=24) for d in (30, 31)]
+        + [row(ada_id, "steps", "fitbit", date(2024, 4, 1), 24.0, samples=24)],
     )
     night = (datetime(2024, 3, 30, 22, 30, tzinfo=UTC), datetime(2024, 3, 31, 5, tzinfo=UTC))
-    await insert_sample(pool, ada.id, "sleep_duration", "fitbit", *night, 23400.0)
-    user_preferences[ada.headers["Authorization"]] = preferences(activity=["fitbit"])
+    await insert_sample(pool, ada_id, "sleep_duration", "fitbit", *night, 23400.0)
+    preferences_by_token[ada["Authorization"]] = preferences(activity=["fitbit"])
     window = {"start": "2024-03-30", "end": "2024-04-01"}
-    answer = await client.get("/v1/metrics/steps", params=window, headers=ada.headers)
-    assert [p["value"] for p in answer.json()["points"]] == [24.0, 24.0, 24.0]
+    assert [p["value"] for p in await steps(client, ada, **window)] == [24.0, 24.0, 24.0]
     berlin = {**window, "tz": "Europe/Berlin"}
-    answer = await client.get("/v1/metrics/steps", params=berlin, headers=ada.headers)
+    points = await steps(client, ada, **berlin)
     # Berlin's 30 March (+01:00) starts at 29 March 23:00 UTC: the 23 hours from 00:00 UTC.
     # 31 March starts at 30 March 23:00 UTC and, clocks jumping at 02:00, ends at 31 March
     # 22:00 UTC (+02:00): 23 hours. 1 April: 31 March 22:00 - 1 April 22:00 UTC, 24 hours.
-    assert [(p["date"], p["value"], p["start"], p["end"]) for p in answer.json()["points"]] == [
+    assert [(p["date"], p["value"], p["start"], p["end"]) for p in points] == [
         ("2024-03-30", 23.0, "2024-03-30T00:00:00+01:00", "2024-03-31T00:00:00+01:00"),
         ("2024-03-31", 23.0, "2024-03-31T00:00:00+01:00", "2024-04-01T00:00:00+02:00"),
         ("2024-04-01", 24.0, "2024-04-01T00:00:00+02:00", "2024-04-02T00:00:00+02:00"),
     ]
-    answer = await client.get("/v1/metrics/sleep_duration", params=berlin, headers=ada.headers)
+    answer = await client.get("/v1/metrics/sleep_duration", params=berlin, headers=ada)
     # It ends at 07:00 in Berlin on 31 March.
     assert [(p["date"], p["value"]) for p in answer.json()["points"]] == [("2024-03-31", 23400.0)]
 
@@ -476,17 +370,18 @@ def summary_rows(user: UUID) -> list[tuple[Any, ...]]:
 async def test_the_daily_summary_resolves_every_category_with_provenance(
     client: httpx.AsyncClient,
     pool: asyncpg.Pool,
-    ada: User,
-    user_preferences: dict[str, dict[str, Any]],
+    ada: dict[str, str],
+    ada_id: UUID,
+    preferences_by_token: dict[str, dict[str, Any]],
 ) -> None:
-    await insert(pool, "daily_rollups", summary_rows(ada.id))
-    user_preferences[ada.headers["Authorization"]] = preferences(
+    await insert(pool, "daily_rollups", summary_rows(ada_id))
+    preferences_by_token[ada["Authorization"]] = preferences(
         activity=["apple_health", "oura"], sleep=["oura", "apple_health"], body=["withings"]
     )
     answer = await client.get(
         "/v1/summary/daily",
         params={"start": "2024-03-10", "end": "2024-03-13"},
-        headers=ada.headers,
+        headers=ada,
     )
     assert answer.status_code == 200, answer.text
     empty: dict[str, Any] = {c: {} for c in CATEGORIES}
@@ -556,48 +451,54 @@ async def test_the_daily_summary_resolves_every_category_with_provenance(
 
 
 async def test_an_unchanged_summary_is_304_and_a_changed_one_a_new_etag(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, ada: User
+    client: httpx.AsyncClient, pool: asyncpg.Pool, ada: dict[str, str], ada_id: UUID
 ) -> None:
-    await insert(pool, "daily_rollups", summary_rows(ada.id))
+    await insert(pool, "daily_rollups", summary_rows(ada_id))
     window = {"start": "2024-03-10", "end": "2024-03-13"}
-    first = await client.get("/v1/summary/daily", params=window, headers=ada.headers)
+    first = await client.get("/v1/summary/daily", params=window, headers=ada)
     etag = first.headers["etag"]
     assert etag.startswith('"') and not etag.startswith("W/")
     again = await client.get(
-        "/v1/summary/daily", params=window, headers={**ada.headers, "If-None-Match": etag}
+        "/v1/summary/daily", params=window, headers={**ada, "If-None-Match": etag}
     )
     assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
     other = await client.get(
-        "/v1/summary/daily", params=window, headers={**ada.headers, "If-None-Match": '"nope"'}
+        "/v1/summary/daily", params=window, headers={**ada, "If-None-Match": '"nope"'}
     )
     assert other.status_code == 200 and other.content == first.content
-    await insert(pool, "daily_rollups", [row(ada.id, "floors", "apple_health", DAY, 12.0)])
+    await insert(pool, "daily_rollups", [row(ada_id, "floors", "apple_health", DAY, 12.0)])
     changed = await client.get(
-        "/v1/summary/daily", params=window, headers={**ada.headers, "If-None-Match": etag}
+        "/v1/summary/daily", params=window, headers={**ada, "If-None-Match": etag}
     )
     assert changed.status_code == 200 and changed.headers["etag"] != etag
     assert changed.json()["days"][1]["activity"]["floors"]["value"] == 12.0
 
 
-async def test_bad_summary_and_metric_queries_are_422(client: httpx.AsyncClient, ada: User) -> None:
+async def test_bad_summary_and_metric_queries_are_422(
+    client: httpx.AsyncClient, ada: dict[str, str]
+) -> None:
     for path, params in [
         ("/v1/summary/daily", {"tz": "Mars/Olympus"}),
         ("/v1/summary/daily", {"start": "2020-01-01", "end": "2024-01-01"}),
         ("/v1/summary/daily", {"start": "2024-03-05", "end": "2024-03-01"}),
         ("/v1/metrics/steps", {"start": "soon"}),
     ]:
-        answer = await client.get(path, params=params, headers=ada.headers)
+        answer = await client.get(path, params=params, headers=ada)
         assert answer.status_code == 422, (path, params, answer.text)
         assert answer.json()["error"]["message"]
 
 
 async def test_another_users_token_never_sees_the_data(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, ada: User, bob: User
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    ada: dict[str, str],
+    ada_id: UUID,
+    bob: dict[str, str],
 ) -> None:
-    await watch_phone_and_ring_day(pool, ada.id)
-    await insert(pool, "daily_rollups", summary_rows(ada.id)[1:])
+    await watch_phone_and_ring_day(pool, ada_id)
+    await insert(pool, "daily_rollups", summary_rows(ada_id)[1:])
     await insert_sample(
-        pool, ada.id, "steps", "oura", MIDNIGHT, MIDNIGHT + timedelta(days=1), 4157.0
+        pool, ada_id, "steps", "oura", MIDNIGHT, MIDNIGHT + timedelta(days=1), 4157.0
     )
     window = {"start": "2024-03-10", "end": "2024-03-13"}
     for query in (
@@ -609,14 +510,10 @@ async def test_another_users_token_never_sees_the_data(
         {"resolution": "raw", "source": "all"},
         {"tz": "Europe/Berlin"},
     ):
-        mine = await client.get(
-            "/v1/metrics/steps", params={**window, **query}, headers=ada.headers
-        )
+        mine = await client.get("/v1/metrics/steps", params={**window, **query}, headers=ada)
         assert mine.json()["points"], query
-        theirs = await client.get(
-            "/v1/metrics/steps", params={**window, **query}, headers=bob.headers
-        )
+        theirs = await client.get("/v1/metrics/steps", params={**window, **query}, headers=bob)
         assert theirs.status_code == 200 and theirs.json()["points"] == [], query
-    summary = await client.get("/v1/summary/daily", params=window, headers=bob.headers)
+    summary = await client.get("/v1/summary/daily", params=window, headers=bob)
     assert summary.json() == {"days": []}
     assert (await client.get("/v1/summary/daily", params=window)).status_code == 401

@@ -4,7 +4,7 @@ offsets, a connection cut mid-chunk, the lock on one upload, expiry, and the imp
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,44 +13,21 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from joserfc import jwt
-from joserfc.jwk import RSAKey
 
-from healthmesh.common.access_tokens import AUDIENCE, ISSUER, JwksVerifier
-from healthmesh.common.topics import Topics
 from healthmesh.devstack.processes import free_port
-from healthmesh.devstack.testing import collect, eventually
-from healthmesh.gateway.app import create_app
+from healthmesh.devstack.testing import eventually
 from healthmesh.gateway.resumable import CHUNK_TYPE, exclusive, sweep
 from healthmesh.gateway.settings import Settings
 
 pytestmark = pytest.mark.integration
 
-JWKS_URL = "http://auth.test/.well-known/jwks.json"
+PostImport = Callable[..., Awaitable[tuple[str, dict[str, Any]]]]
+"""conftest.post_import: posts an import, answers its id and its `imports.requested` message."""
+
 MAX_UPLOAD = 100_000
 MAPPING = '{"timestamp": "Date", "columns": {"Steps": {"metric": "steps", "unit": "count"}}}'
 CSV = b"Date,Steps\n" + b"".join(b"2024-03-%02d,%d\n" % (day, 1000 + day) for day in range(1, 29))
 """A header of 11 bytes and 28 rows of 16 ("2024-03-01,1001\\n"): 11 + 448 = 459 bytes."""
-
-
-@pytest.fixture(scope="module")
-def signing_key() -> RSAKey:
-    """Stands in for auth's key: tokens signed with it verify through the fake JWKS below."""
-    return RSAKey.generate_key(2048, parameters={"use": "sig", "alg": "RS256"}, auto_kid=True)
-
-
-def bearer(key: RSAKey, user_id: UUID) -> dict[str, str]:
-    now = int(time.time())
-    claims = {
-        "iss": ISSUER,
-        "aud": AUDIENCE,
-        "sub": str(user_id),
-        "email": f"{user_id.hex[:8]}@example.com",
-        "typ": "access",
-        "iat": now,
-        "exp": now + 900,
-    }
-    return {"Authorization": f"Bearer {jwt.encode({'alg': 'RS256', 'kid': key.kid}, claims, key)}"}
 
 
 @pytest.fixture
@@ -61,51 +38,11 @@ def checkpoint_bytes() -> int:
 
 
 @pytest.fixture
-async def app(
-    database_url: str,
-    kafka_bootstrap_servers: str,
-    topics: Topics,
-    signing_key: RSAKey,
-    tmp_path: Path,
-    checkpoint_bytes: int,
-) -> AsyncIterator[FastAPI]:
-    document = {"keys": [signing_key.as_dict(private=False)]}
-
-    def auth(request: httpx.Request) -> httpx.Response:
-        if str(request.url) == JWKS_URL:
-            return httpx.Response(200, json=document)
-        return httpx.Response(404)
-
-    settings = Settings(
-        database_url=database_url,
-        kafka_bootstrap_servers=kafka_bootstrap_servers,
-        topic_prefix=topics.prefix,
-        upload_dir=tmp_path / "uploads",
-        max_upload_bytes=MAX_UPLOAD,
-        upload_checkpoint_bytes=checkpoint_bytes,
-        environment="test",
+def settings(settings: Settings, checkpoint_bytes: int) -> Settings:
+    """The shared settings with a small upload limit and this test's checkpoint size."""
+    return settings.model_copy(
+        update={"max_upload_bytes": MAX_UPLOAD, "upload_checkpoint_bytes": checkpoint_bytes}
     )
-    async with httpx.AsyncClient(transport=httpx.MockTransport(auth)) as http:
-        app = create_app(settings, verifier=JwksVerifier(http, JWKS_URL))
-        async with app.router.lifespan_context(app):
-            yield app
-
-
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-        yield client
-
-
-@pytest.fixture
-def ada(signing_key: RSAKey) -> dict[str, str]:
-    return bearer(signing_key, uuid4())
-
-
-@pytest.fixture
-def bob(signing_key: RSAKey) -> dict[str, str]:
-    return bearer(signing_key, uuid4())
 
 
 def upload_dir(app: FastAPI) -> Path:
@@ -150,8 +87,7 @@ async def test_three_chunks_then_an_import(
     app: FastAPI,
     client: httpx.AsyncClient,
     ada: dict[str, str],
-    topics: Topics,
-    kafka_bootstrap_servers: str,
+    post_import: PostImport,
 ) -> None:
     upload_id = await declare(client, ada, len(CSV))
     # 459 bytes in chunks of 200, 200 and 59
@@ -171,18 +107,9 @@ async def test_three_chunks_then_an_import(
     assert refused.status_code == 422 and refused.json()["error"]["code"] == "invalid_mapping"
     assert await offset_of(client, ada, upload_id) == 459
 
-    async with collect(kafka_bootstrap_servers, topics.imports_requested) as requested:
-        queued = await client.post(
-            "/v1/imports", files=form(kind="csv", mapping=MAPPING, upload_id=upload_id), headers=ada
-        )
-        assert queued.status_code == 202, queued.text
-        import_id = queued.json()["id"]
-
-        async def published() -> bool:
-            return any(r["import_id"] == import_id for r in requested)
-
-        await eventually(published, what="the import request")
-    [request] = [r for r in requested if r["import_id"] == import_id]
+    import_id, request = await post_import(
+        files=form(kind="csv", mapping=MAPPING, upload_id=upload_id), headers=ada
+    )
     assert (upload_dir(app) / request["path"]).read_bytes() == CSV
     stored = await app.state.pool.fetchrow(
         "SELECT filename, bytes_total FROM gateway.imports WHERE id = $1", UUID(import_id)

@@ -12,14 +12,18 @@ from healthmesh.common.http import install_error_handlers
 from healthmesh.gateway.uploads import receive_form
 
 
-def make_app(target: Path, max_file_bytes: int) -> FastAPI:
+def make_app(target: Path, max_file_bytes: int, keep_file_bytes: int | None = None) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
 
     @app.post("/upload")
     async def upload(request: Request) -> dict[str, Any]:
         form = await receive_form(
-            request, target, max_file_bytes=max_file_bytes, max_field_bytes=1024
+            request,
+            target,
+            max_file_bytes=max_file_bytes,
+            max_field_bytes=1024,
+            keep_file_bytes=keep_file_bytes,
         )
         return {
             "fields": form.fields,
@@ -70,6 +74,19 @@ async def test_a_file_over_the_limit_is_refused_and_nothing_stays_on_disk(tmp_pa
     assert answer.status_code == 413
     assert answer.json()["error"]["code"] == "payload_too_large"
     assert not target.exists()
+
+
+async def test_a_head_only_upload_keeps_the_first_bytes_and_counts_them_all(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "head"
+    body = bytes(range(256)) * 200  # 51,200 bytes
+    answer = await post(
+        make_app(target, 100_000, keep_file_bytes=1000),
+        files={"file": ("x.csv", body, "text/csv")},
+    )
+    assert answer.json()["size"] == 51_200
+    assert target.read_bytes() == body[:1000]
 
 
 async def test_a_declared_length_over_the_limit_is_refused_before_reading(tmp_path: Path) -> None:

@@ -1,10 +1,12 @@
 """The gateway: the public REST API (../shared/API.md).
 
-Table of contents: `create_app` opens the pool (its own schema migrated), the HTTP client for
-auth and preferences, the JWKS verifier, the broker and the outbox relay that publishes import
-requests, the pool of upload writers and the sweep of expired uploads, then mounts the routes:
-identity, imports, resumable uploads, CSV presets, metrics (and their explanations), the daily
-summary, conflicts, preferences.
+Table of contents: `create_app` opens the pool (its own schema migrated), the HTTP client to
+the other services (auth, preferences, connectors), the JWKS verifier, the broker and the outbox
+relay that publishes import requests, the pool of upload writers and the sweep of expired
+uploads, then mounts the routes: identity, connections (with the OAuth callback and the
+webhooks), imports, resumable uploads, CSV presets (and the preview), metrics, their
+explanations, the daily summary, conflicts, preferences (and sources); then the error handlers,
+/healthz, /readyz and /metrics (readiness: the database, the broker and auth's keys) and tracing.
 """
 
 import asyncio

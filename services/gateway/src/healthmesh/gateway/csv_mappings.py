@@ -6,6 +6,7 @@ with, and converts with `healthmesh.common.units`, so it shows what the import w
 """
 
 import csv
+import io
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any, BinaryIO
 from uuid import UUID
 
 import asyncpg
+import orjson
+from pydantic import ValidationError
 
 from healthmesh.common.csv_rows import BadRow, RowValue, mapping_zone, read_row
 from healthmesh.common.events import CsvMapping
@@ -20,7 +23,6 @@ from healthmesh.common.http import ApiError
 from healthmesh.common.units import to_canonical
 from healthmesh.common.vocabulary import metric_def
 from healthmesh.gateway import db
-from healthmesh.gateway.imports import check_mapping, parse_mapping
 
 MAX_PRESETS = 100
 PRESET_NAME = r"^[\w .()-]{1,100}$"
@@ -29,6 +31,48 @@ PREVIEW_ROWS = 20
 MAX_PREVIEW_ROWS = 100
 PREVIEW_HEAD_BYTES = 1 << 20
 """What a preview keeps of the uploaded file: far more than 100 rows of any real export."""
+
+
+def parse_mapping(text: str | None) -> CsvMapping:
+    """The `mapping` form field: JSON, checked as a saved preset is."""
+    if not text:
+        raise ApiError(422, "invalid_request", "kind=csv needs a 'mapping' (JSON) or a 'preset'")
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ApiError(422, "invalid_mapping", "'mapping' is not valid JSON") from None
+    return check_mapping(data)
+
+
+def check_mapping(data: object) -> CsvMapping:
+    """The mapping, or 422 with the first reason (for the form field and saved presets alike)."""
+    try:
+        return CsvMapping.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = " ".join(["mapping", ".".join(str(p) for p in first["loc"])]).strip()
+        raise ApiError(422, "invalid_mapping", f"{where}: {first['msg']}") from None
+
+
+def check_csv_header(path: Path, mapping: CsvMapping) -> None:
+    """Refuse a file whose header lacks a column the mapping names (nothing gets queued)."""
+    with path.open("rb") as raw:
+        head = raw.read(64 * 1024)
+    if not head.strip():
+        raise ApiError(422, "unreadable_file", "the file is empty")
+    try:
+        first_line = head.decode("utf-8-sig").splitlines()[0]
+    except UnicodeDecodeError:
+        raise ApiError(422, "unreadable_file", "the file is not UTF-8 text") from None
+    header = next(csv.reader(io.StringIO(first_line)), [])
+    missing = [c for c in (mapping.timestamp, *mapping.columns) if c not in header]
+    if missing:
+        raise ApiError(
+            422,
+            "invalid_mapping",
+            f"the mapping names columns the file does not have: {', '.join(missing)} "
+            f"(header: {', '.join(header)})",
+        )
 
 
 async def form_mapping(fields: dict[str, str], pool: asyncpg.Pool, user_id: UUID) -> CsvMapping:

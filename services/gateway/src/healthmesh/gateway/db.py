@@ -1,7 +1,8 @@
-"""The gateway's SQL: its own imports and csv_presets tables, and read-only queries on the read
-models other services publish (connectors.import_progress_v1, normalizer.import_progress_v1,
-normalizer.samples_v1, normalizer.daily_rollups_v1 and hourly_rollups_v1,
-connectors.sync_status_v1). Every query filters by the caller's user id."""
+"""The gateway's SQL: its own imports, csv_presets and uploads tables, and read-only queries on
+the read models other services publish (connectors.import_progress_v1,
+normalizer.import_progress_v1, normalizer.samples_v1, normalizer.daily_rollups_v1 and
+hourly_rollups_v1, connectors.sync_status_v1). Every query filters by the caller's user id,
+except the expiry sweep's (marked below), maintenance over every user's uploads."""
 
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -164,17 +165,7 @@ async def daily_rollups(
 ) -> list[asyncpg.Record]:
     """Each source's day rollups of `metrics` for the local days `first` <= day < `end` (local
     by each sample's own offset; sleep by its end): one row per metric, day and source."""
-    rows: list[asyncpg.Record] = await conn.fetch(
-        f"""SELECT metric, day, {_CELL_COLUMNS} FROM normalizer.daily_rollups_v1
-            WHERE user_id = $1 AND metric = ANY($2::text[]) AND day >= $3 AND day < $4
-              AND ($5::text IS NULL OR source = $5)""",
-        user_id,
-        list(metrics),
-        first,
-        end,
-        source,
-    )
-    return rows
+    return await _rollups(conn, "daily_rollups_v1", "day", user_id, metrics, first, end, source)
 
 
 async def hourly_rollups(
@@ -187,14 +178,30 @@ async def hourly_rollups(
     source: str | None,
 ) -> list[asyncpg.Record]:
     """Each source's UTC-hour rollups of `metrics` (samples up to an hour long) in a range."""
+    return await _rollups(
+        conn, "hourly_rollups_v1", "hour", user_id, metrics, utc_from, utc_to, source
+    )
+
+
+async def _rollups(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    view: str,
+    key: str,
+    user_id: UUID,
+    metrics: Sequence[str],
+    start: date | datetime,
+    end: date | datetime,
+    source: str | None,
+) -> list[asyncpg.Record]:
+    """Rows of one of the normalizer's rollup views, `start` <= `key` < `end`."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"""SELECT metric, hour, {_CELL_COLUMNS} FROM normalizer.hourly_rollups_v1
-            WHERE user_id = $1 AND metric = ANY($2::text[]) AND hour >= $3 AND hour < $4
+        f"""SELECT metric, {key}, {_CELL_COLUMNS} FROM normalizer.{view}
+            WHERE user_id = $1 AND metric = ANY($2::text[]) AND {key} >= $3 AND {key} < $4
               AND ($5::text IS NULL OR source = $5)""",
         user_id,
         list(metrics),
-        utc_from,
-        utc_to,
+        start,
+        end,
         source,
     )
     return rows

@@ -1,6 +1,9 @@
-"""FastAPI dependencies of the gateway, as `Annotated` aliases: the caller, the pool, clients."""
+"""FastAPI dependencies of the gateway, as `Annotated` aliases: the caller (and a way to ask for
+its preferences), the pools, clients."""
 
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Annotated, Any
 
 import asyncpg
 import httpx
@@ -10,6 +13,7 @@ from healthmesh.common.access_tokens import Caller, InvalidToken, JwksVerifier
 from healthmesh.common.http import ApiError
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.topics import Topics
+from healthmesh.gateway.preference_client import fetch_preferences
 from healthmesh.gateway.settings import Settings
 
 
@@ -43,6 +47,17 @@ def _topics(request: Request) -> Topics:
     return Topics(_settings(request).topic_prefix)
 
 
+def _preferences(request: Request) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Asks the preferences service for the caller's preferences, with the caller's own token,
+    once called: a route asks only when its answer depends on them."""
+    return partial(
+        fetch_preferences,
+        _http(request),
+        _settings(request).preferences_url,
+        request.headers.get("authorization", ""),
+    )
+
+
 def bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -67,3 +82,4 @@ Http = Annotated[httpx.AsyncClient, Depends(_http)]
 OutboxDep = Annotated[Outbox, Depends(_outbox)]
 TopicsDep = Annotated[Topics, Depends(_topics)]
 CurrentUser = Annotated[Caller, Depends(_current_user)]
+CallerPreferences = Annotated[Callable[[], Awaitable[dict[str, Any]]], Depends(_preferences)]

@@ -1,18 +1,17 @@
 """File imports as the client sees them: validating an upload before anything is queued, and
 the import's status computed from the importers' and the normalizer's progress."""
 
-import csv
-import io
 import zipfile
 import zlib
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
+from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import asyncpg
 import httpx
-import orjson
-from pydantic import ValidationError
 
 from healthmesh.common.apple_export import ArchiveLimits, UnsafeArchive, export_member
 from healthmesh.common.diary_exports import (
@@ -25,6 +24,7 @@ from healthmesh.common.diary_exports import (
 )
 from healthmesh.common.events import CsvMapping, ImportKind
 from healthmesh.common.http import ApiError
+from healthmesh.gateway.csv_mappings import check_csv_header, form_mapping
 
 KINDS = get_args(ImportKind)
 AVAILABLE_KINDS = ("csv", "apple_health", "cronometer", "myfitnesspal")
@@ -43,45 +43,31 @@ def check_kind(kind: str | None) -> str:
     return kind
 
 
-def parse_mapping(text: str | None) -> CsvMapping:
-    if not text:
-        raise ApiError(422, "invalid_request", "kind=csv needs a 'mapping' (JSON) or a 'preset'")
-    try:
-        data = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise ApiError(422, "invalid_mapping", "'mapping' is not valid JSON") from None
-    return check_mapping(data)
-
-
-def check_mapping(data: object) -> CsvMapping:
-    """The mapping, or 422 with the first reason (for the form field and saved presets alike)."""
-    try:
-        return CsvMapping.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = " ".join(["mapping", ".".join(str(p) for p in first["loc"])]).strip()
-        raise ApiError(422, "invalid_mapping", f"{where}: {first['msg']}") from None
-
-
-def check_csv_header(path: Path, mapping: CsvMapping) -> None:
-    """Refuse a file whose header lacks a column the mapping names (nothing gets queued)."""
-    with path.open("rb") as raw:
-        head = raw.read(64 * 1024)
-    if not head.strip():
-        raise ApiError(422, "unreadable_file", "the file is empty")
-    try:
-        first_line = head.decode("utf-8-sig").splitlines()[0]
-    except UnicodeDecodeError:
-        raise ApiError(422, "unreadable_file", "the file is not UTF-8 text") from None
-    header = next(csv.reader(io.StringIO(first_line)), [])
-    missing = [c for c in (mapping.timestamp, *mapping.columns) if c not in header]
-    if missing:
-        raise ApiError(
-            422,
-            "invalid_mapping",
-            f"the mapping names columns the file does not have: {', '.join(missing)} "
-            f"(header: {', '.join(header)})",
-        )
+async def check_upload(
+    kind: str,
+    path: Path,
+    fields: dict[str, str],
+    *,
+    pool: asyncpg.Pool,
+    user_id: UUID,
+    limits: ArchiveLimits,
+    profile_zone: Callable[[], Awaitable[str]],
+) -> tuple[CsvMapping | None, str | None]:
+    """Refuse, before anything is queued, a file at `path` that is not what its `kind` says.
+    Answers what the import reads it with: the mapping (csv: the `mapping` field or the caller's
+    `preset`) and the timezone (diary kinds: the `timezone` field, else `profile_zone()`)."""
+    timezone = check_timezone(kind, fields.get("timezone"))
+    mapping = None
+    if kind == "csv":
+        mapping = await form_mapping(fields, pool, user_id)
+        check_csv_header(path, mapping)
+    elif kind == "apple_health":
+        check_apple_export(path, limits)
+    elif kind in DIARY_KINDS:
+        check_diary_export(path, kind, limits)
+        if timezone is None:
+            timezone = await profile_zone()
+    return mapping, timezone
 
 
 PROLOGUE_BYTES = 1 << 20

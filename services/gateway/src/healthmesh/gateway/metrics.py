@@ -1,5 +1,5 @@
-"""Answering metric queries: windows, local buckets, raw cursors (whose value counts is
-resolution.py's).
+"""Answering metric queries: the metric asked for, windows, local buckets, raw cursors (whose
+value counts is resolution.py's).
 
 Pure functions; the SQL lives in db.py. A bucket's `start` carries the local offset of the day
 (`2024-03-12T00:00:00+01:00`) and `date` the local date.
@@ -13,6 +13,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from healthmesh.common.http import ApiError
+from healthmesh.common.vocabulary import METRICS, MetricDef
 
 Resolution = Literal["raw", "hour", "day", "week", "month"]
 
@@ -25,6 +26,13 @@ class Window:
     local_to: datetime | None
     utc_from: datetime | None
     utc_to: datetime | None
+
+
+def known_metric(metric: str) -> MetricDef:
+    """The metric named in a path; 404 for a name the vocabulary lacks."""
+    if metric not in METRICS:
+        raise ApiError(404, "not_found", f"unknown metric {metric!r}; GET /v1/metrics lists them")
+    return METRICS[metric]
 
 
 def parse_bound(name: str, text: str | None) -> date | datetime | None:

@@ -78,19 +78,24 @@ def upload_path(upload_dir: Path, upload_id: UUID) -> Path:
     return upload_dir / FOLDER / str(upload_id)
 
 
+def no_such_upload() -> ApiError:
+    """Another user's, an expired, a removed or a made-up upload: the same 404 for each."""
+    return ApiError(404, "not_found", "no such upload")
+
+
 def parse_id(text: str) -> UUID:
     """An upload id from the client; anything that is not one names no upload of theirs."""
     try:
         return UUID(text)
     except ValueError:
-        raise ApiError(404, "not_found", "no such upload") from None
+        raise no_such_upload() from None
 
 
 async def find(conn: asyncpg.Connection | asyncpg.Pool, upload_id: UUID, user_id: UUID) -> Upload:
     """The caller's live upload; another user's, an expired or a removed one is 404 alike."""
     row = await db.get_upload(conn, upload_id, user_id)
     if row is None:
-        raise ApiError(404, "not_found", "no such upload")
+        raise no_such_upload()
     return Upload.of(row)
 
 
@@ -195,7 +200,7 @@ async def _commit(
     await asyncio.to_thread(os.fsync, out.fileno())
     row = await db.record_upload_offset(conn, upload_id, user_id, offset, expiry_s)
     if row is None:  # not while we hold the lock; refuse rather than write on for nobody
-        raise ApiError(404, "not_found", "no such upload")
+        raise no_such_upload()
     return Upload.of(row)
 
 
@@ -216,7 +221,7 @@ async def stage_for_import(
     try:
         await asyncio.to_thread(_link_or_copy, source, target)
     except FileNotFoundError:
-        raise ApiError(404, "not_found", "no such upload") from None
+        raise no_such_upload() from None
     return upload
 
 

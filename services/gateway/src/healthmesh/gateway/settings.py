@@ -1,3 +1,6 @@
+"""The gateway's settings (`HEALTHMESH_...`): the common ones, plus the upload store's limits and
+the resumable uploads' expiry, checkpoints and writers, and the raw series' page size."""
+
 from pydantic import Field
 
 from healthmesh.common.settings import CommonSettings

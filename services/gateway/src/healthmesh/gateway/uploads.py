@@ -3,6 +3,7 @@ with the size limit enforced as bytes arrive, so a 4 GB export never sits in mem
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fastapi import Request
 from python_multipart.exceptions import MultipartParseError
@@ -11,6 +12,27 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from healthmesh.common.http import ApiError
 
 MAX_PARTS = 16
+INCOMING = ".incoming"
+"""Under the upload store: a request's file part while it is checked, one file per request."""
+FILE_PART = {"type": "string", "format": "binary"}
+"""A form's file part, in OpenAPI."""
+
+
+def incoming_path(upload_dir: Path, name: str) -> Path:
+    return upload_dir / INCOMING / name
+
+
+def too_large(max_bytes: int) -> ApiError:
+    return ApiError(413, "payload_too_large", f"uploads are limited to {max_bytes} bytes")
+
+
+def multipart_body(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    """A route's `openapi_extra` for a multipart/form-data body, which the route reads itself
+    (`receive_form`), so FastAPI cannot describe it."""
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {
+        "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
+    }
 
 
 @dataclass
@@ -45,7 +67,7 @@ async def receive_form(
         raise ApiError(415, "unsupported_media_type", "send the upload as multipart/form-data")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_file_bytes + max_field_bytes:
-        raise ApiError(413, "payload_too_large", f"uploads are limited to {max_file_bytes} bytes")
+        raise too_large(max_file_bytes)
 
     events: list[tuple[str, bytes]] = []
     header_field = bytearray()
@@ -105,11 +127,7 @@ async def receive_form(
                     if out is not None and form.file is not None:
                         form.file.size += len(data)
                         if form.file.size > max_file_bytes:
-                            raise ApiError(
-                                413,
-                                "payload_too_large",
-                                f"uploads are limited to {max_file_bytes} bytes",
-                            )
+                            raise too_large(max_file_bytes)
                         before = form.file.size - len(data)
                         room = len(data) if keep_file_bytes is None else keep_file_bytes - before
                         if room > 0:

@@ -4,13 +4,13 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from healthmesh.common.http import ApiError
 from healthmesh.common.vocabulary import METRICS, metric_def
 from healthmesh.gateway import db, rollups
 from healthmesh.gateway.conflicts import SourceValue, conflict, disagree
-from healthmesh.gateway.deps import CurrentUser, Db, Http, SettingsDep
+from healthmesh.gateway.deps import CallerPreferences, CurrentUser, Db
 from healthmesh.gateway.echoes import (
     ECHO_METRICS,
     Observed,
@@ -18,7 +18,6 @@ from healthmesh.gateway.echoes import (
     find_echoes,
     from_row,
 )
-from healthmesh.gateway.preference_client import fetch_preferences
 from healthmesh.gateway.resolution import cell_value, preference_for, rank
 
 router = APIRouter(tags=["metrics"])
@@ -53,11 +52,9 @@ def day_span(start: date | None, end: date | None, today: date) -> tuple[date, d
 
 @router.get("/v1/conflicts")
 async def list_conflicts(
-    request: Request,
     caller: CurrentUser,
     pool: Db,
-    http: Http,
-    settings: SettingsDep,
+    preferences_of: CallerPreferences,
     start: str | None = None,
     end: str | None = None,
     metric: str | None = None,
@@ -91,9 +88,7 @@ async def list_conflicts(
     disputed = {key: values for key, values in days.items() if disagree(key[1], values)}
     echo_keys = sorted(key for key in disputed if key[1] in ECHO_METRICS)
     if echo_keys:
-        prefs = await fetch_preferences(
-            http, settings.preferences_url, request.headers.get("authorization", "")
-        )
+        prefs = await preferences_of()
         samples = await db.samples_of_days(
             pool,
             user_id=caller.user_id,

@@ -18,13 +18,14 @@ from healthmesh.gateway.csv_mappings import (
     PRESET_NAME,
     PREVIEW_HEAD_BYTES,
     PREVIEW_ROWS,
+    check_csv_header,
+    check_mapping,
     form_mapping,
     preset_view,
     preview_rows,
 )
 from healthmesh.gateway.deps import CurrentUser, Db, SettingsDep
-from healthmesh.gateway.imports import check_csv_header, check_mapping
-from healthmesh.gateway.uploads import receive_form
+from healthmesh.gateway.uploads import FILE_PART, incoming_path, multipart_body, receive_form
 
 router = APIRouter(tags=["imports"])
 
@@ -32,24 +33,14 @@ PresetName = Annotated[
     str, Path(pattern=PRESET_NAME, description="Letters, digits, spaces and _ . ( ) -; 1-100.")
 ]
 
-_PREVIEW_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {
-                        "file": {"type": "string", "format": "binary"},
-                        "mapping": {"type": "string", "description": "JSON column mapping"},
-                        "preset": {"type": "string", "description": "or a saved preset's name"},
-                    },
-                }
-            }
-        },
-    }
-}
+_PREVIEW_BODY = multipart_body(
+    ["file"],
+    {
+        "file": FILE_PART,
+        "mapping": {"type": "string", "description": "JSON column mapping"},
+        "preset": {"type": "string", "description": "or a saved preset's name"},
+    },
+)
 
 
 @router.put("/v1/csv-presets/{name}")
@@ -101,7 +92,7 @@ async def preview_import(
     rows: Annotated[int, Query(ge=1, le=MAX_PREVIEW_ROWS)] = PREVIEW_ROWS,
 ) -> dict[str, list[dict[str, Any]]]:
     """A CSV file's first rows as they would be imported; nothing is stored or queued."""
-    head = settings.upload_dir / ".incoming" / f"preview-{uuid4()}"
+    head = incoming_path(settings.upload_dir, f"preview-{uuid4()}")
     try:
         form = await receive_form(
             request,

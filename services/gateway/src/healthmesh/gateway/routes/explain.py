@@ -11,15 +11,14 @@ from collections.abc import Mapping, Sequence
 from datetime import date, timedelta, timezone
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
 from healthmesh.common.http import ApiError
-from healthmesh.common.vocabulary import METRICS, Aggregation, MetricDef, metric_def
+from healthmesh.common.vocabulary import Aggregation, MetricDef
 from healthmesh.gateway import db, rollups
-from healthmesh.gateway.deps import CurrentUser, Db, Http, SettingsDep
+from healthmesh.gateway.deps import CallerPreferences, CurrentUser, Db
 from healthmesh.gateway.echoes import Echo, find_echoes, from_row
-from healthmesh.gateway.metrics import zone
-from healthmesh.gateway.preference_client import fetch_preferences
+from healthmesh.gateway.metrics import known_metric, zone
 from healthmesh.gateway.resolution import (
     Cell,
     Preference,
@@ -156,18 +155,15 @@ def explanation(
 @router.get("/v1/metrics/{metric}/explain")
 async def explain(
     metric: str,
-    request: Request,
     caller: CurrentUser,
     pool: Db,
-    http: Http,
-    settings: SettingsDep,
+    preferences_of: CallerPreferences,
     date_: Annotated[str, Query(alias="date", description="The local day, YYYY-MM-DD")],
     tz: str | None = None,
 ) -> dict[str, Any]:
     """Why a local day's value is what it is: the samples and sources behind it, the rule, what
     was dropped (overlapping devices, implausible readings, echoes) and which preference decided."""
-    if metric not in METRICS:
-        raise ApiError(404, "not_found", f"unknown metric {metric!r}; GET /v1/metrics lists them")
+    definition = known_metric(metric)
     try:
         day = date.fromisoformat(date_) if len(date_) == 10 else None
     except ValueError:
@@ -175,15 +171,12 @@ async def explain(
     if day is None:
         raise ApiError(422, "invalid_request", f"date: {date_!r} is not a date (YYYY-MM-DD)")
     zone(tz)  # 422 for an unknown zone
-    definition = metric_def(metric)
     samples = await db.samples_of_days(
         pool, user_id=caller.user_id, keys=[(metric, day, definition.day_of == "end")], tz=tz
     )
     if not samples:
         raise ApiError(404, "not_found", f"no {metric} data on {day.isoformat()}")
-    preferences = await fetch_preferences(
-        http, settings.preferences_url, request.headers.get("authorization", "")
-    )
+    preferences = await preferences_of()
     preference = preference_for(preferences, metric)
     cells = (
         await rollups.load_days(

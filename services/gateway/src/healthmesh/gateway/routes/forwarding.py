@@ -1,4 +1,5 @@
-"""Forwarding a client's call to the service that owns the answer (auth, preferences)."""
+"""Forwarding a client's call to the service that owns the answer (auth, preferences), and a
+provider's webhook verbatim to the connectors."""
 
 import httpx
 from fastapi import Request, Response

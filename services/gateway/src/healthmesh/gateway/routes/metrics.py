@@ -6,23 +6,22 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 
-from healthmesh.common.http import ApiError
 from healthmesh.common.vocabulary import METRICS, MetricDef, metric_def
 from healthmesh.gateway import db, rollups
-from healthmesh.gateway.deps import CurrentUser, Db, Http, SettingsDep
+from healthmesh.gateway.deps import CallerPreferences, CurrentUser, Db, SettingsDep
 from healthmesh.gateway.metrics import (
     Resolution,
     Window,
     decode_cursor,
     encode_cursor,
+    known_metric,
     parse_bound,
     point,
     window,
     zone,
 )
-from healthmesh.gateway.preference_client import fetch_preferences
 from healthmesh.gateway.resolution import (
     Preference,
     Resolved,
@@ -49,10 +48,9 @@ async def vocabulary() -> list[dict[str, str]]:
 @router.get("/v1/metrics/{metric}")
 async def metric_values(
     metric: str,
-    request: Request,
     caller: CurrentUser,
     pool: Db,
-    http: Http,
+    preferences_of: CallerPreferences,
     settings: SettingsDep,
     start: str | None = None,
     end: str | None = None,
@@ -63,9 +61,7 @@ async def metric_values(
 ) -> dict[str, Any]:
     """Values of one metric per bucket, each saying which source answered (and, when several
     did, each one's part)."""
-    if metric not in METRICS:
-        raise ApiError(404, "not_found", f"unknown metric {metric!r}; GET /v1/metrics lists them")
-    definition = metric_def(metric)
+    definition = known_metric(metric)
     the_zone = zone(tz)
     span = window(parse_bound("start", start), parse_bound("end", end), datetime.now(UTC).date())
     one_source = None if source in ("resolved", "all") else source
@@ -82,10 +78,7 @@ async def metric_values(
         )
     preference = None
     if source == "resolved":
-        preferences = await fetch_preferences(
-            http, settings.preferences_url, request.headers.get("authorization", "")
-        )
-        preference = preference_for(preferences, metric)
+        preference = preference_for(await preferences_of(), metric)
     if resolution == "hour":
         hours = await rollups.load_hours(
             pool, user_id=caller.user_id, metric=definition, span=span, tz=tz, source=one_source

@@ -1,4 +1,5 @@
-"""Preferences: owned by the preferences service, reached through the gateway.
+"""Preferences, and the sources they rank (`/v1/sources`): owned by the preferences service,
+reached through the gateway.
 
 Each route forwards the call (the caller's token included) and returns the service's answer as
 it is: the service verifies the token, scopes everything to the caller and validates.

@@ -10,9 +10,8 @@ from fastapi import APIRouter, Request, Response
 from healthmesh.common.http import ApiError
 from healthmesh.common.vocabulary import METRICS
 from healthmesh.gateway import rollups
-from healthmesh.gateway.deps import CurrentUser, Db, Http, SettingsDep
+from healthmesh.gateway.deps import CallerPreferences, CurrentUser, Db
 from healthmesh.gateway.metrics import parse_bound, window, zone
-from healthmesh.gateway.preference_client import fetch_preferences
 from healthmesh.gateway.resolution import preference_for, resolve_days
 
 router = APIRouter(tags=["metrics"])
@@ -70,8 +69,7 @@ async def daily_summary(
     request: Request,
     caller: CurrentUser,
     pool: Db,
-    http: Http,
-    settings: SettingsDep,
+    preferences_of: CallerPreferences,
     start: str | None = None,
     end: str | None = None,
     tz: str | None = None,
@@ -82,9 +80,7 @@ async def daily_summary(
     first, last = rollups.day_bounds(span, the_zone)
     if (last - first).days > MAX_DAYS:
         raise ApiError(422, "invalid_request", f"a summary covers at most {MAX_DAYS} days")
-    preferences = await fetch_preferences(
-        http, settings.preferences_url, request.headers.get("authorization", "")
-    )
+    preferences = await preferences_of()
     cells = await rollups.load_days(
         pool,
         user_id=caller.user_id,

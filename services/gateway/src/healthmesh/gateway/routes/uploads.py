@@ -12,6 +12,7 @@ from healthmesh.common.http import ApiError, error_body
 from healthmesh.gateway import db, resumable
 from healthmesh.gateway.deps import CurrentUser, Db, SettingsDep, UploadWriters
 from healthmesh.gateway.resumable import CHUNK_TYPE, Upload
+from healthmesh.gateway.uploads import too_large
 
 router = APIRouter(tags=["uploads"])
 
@@ -53,9 +54,7 @@ async def create_upload(
 ) -> JSONResponse:
     """Declare an upload of `length` bytes; its chunks follow with PATCH, from offset 0."""
     if body.length > settings.max_upload_bytes:
-        raise ApiError(
-            413, "payload_too_large", f"uploads are limited to {settings.max_upload_bytes} bytes"
-        )
+        raise too_large(settings.max_upload_bytes)
     upload_id = uuid4()
     path = resumable.upload_path(settings.upload_dir, upload_id)
     resumable.create_file(path)
@@ -146,6 +145,6 @@ async def delete_upload(
     await resumable.find(pool, key, caller.user_id)  # before the lock: 404, never 423
     async with resumable.exclusive(writers, key) as conn:
         if not await db.delete_upload(conn, key, caller.user_id):
-            raise ApiError(404, "not_found", "no such upload")
+            raise resumable.no_such_upload()
     resumable.remove_file(resumable.upload_path(settings.upload_dir, key))
     return Response(status_code=204)
