@@ -192,6 +192,18 @@ def test_an_export_zip_or_its_xml_is_accepted(tmp_path: Path, zip_of: ZipOf) -> 
     check_apple_export(xml, LIMITS)
 
 
+def test_a_zip_whose_compressed_data_is_damaged_is_refused(zip_of: ZipOf) -> None:
+    path = zip_of({"apple_health_export/export.xml": EXPORT * 20})
+    data = bytearray(path.read_bytes())
+    start = data.index(b"export.xml") + len(b"export.xml")  # the entry's deflated bytes follow
+    data[start + 10 : start + 40] = b"\xff" * 30
+    path.write_bytes(bytes(data))
+
+    error = refusal(path)
+
+    assert (error.status, error.code) == (422, "unreadable_file")
+
+
 def test_a_zip_bomb_is_refused(zip_of: ZipOf) -> None:
     bomb = EXPORT[:-14] + b" " * (5 * 1024**2) + b"</HealthData>\n"  # 5 MB of blanks
     error = refusal(zip_of({"apple_health_export/export.xml": bomb}))

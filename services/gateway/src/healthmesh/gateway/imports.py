@@ -88,7 +88,7 @@ def check_apple_export(path: Path, limits: ArchiveLimits) -> None:
                         head = xml.read(PROLOGUE_BYTES)
             except UnsafeArchive as exc:
                 raise ApiError(422, "unsafe_archive", str(exc)) from None
-            except (zipfile.BadZipFile, EOFError, OSError) as exc:
+            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
                 raise ApiError(422, "unreadable_file", f"the zip cannot be read: {exc}") from None
         else:
             raw.seek(0)
