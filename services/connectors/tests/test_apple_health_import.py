@@ -4,9 +4,11 @@ was read before a broken place kept, unsafe archives refused before anything is 
 import zipfile
 from pathlib import Path
 
+import orjson
 import pytest
 
 from healthmesh.common.apple_export import ArchiveLimits, UnsafeArchive
+from healthmesh.common.ids import canonical_json
 from healthmesh.connectors.importers.apple_health import read_batches
 from healthmesh.connectors.importers.apple_health_xml import ExportError
 
@@ -169,3 +171,17 @@ def test_an_endless_chain_of_sleep_records_is_cut_at_twice_the_batch_size(tmp_pa
     path = tmp_path / "export.xml"
     path.write_bytes((HEADER + chain + "</HealthData>\n").encode())
     assert [len(b) for b in batch_sources(path, max_records=2)] == [4, 2]
+
+
+def test_a_batch_is_written_once_as_the_canonical_json_of_its_records(tmp_path: Path) -> None:
+    """The records' JSON written while reading is the payload as published and hashed (the raw
+    event's id): exactly `canonical_json({"records": ...})`, and the byte budget measures it."""
+    path = tmp_path / "export.xml"
+    path.write_bytes(
+        export(5, tail=sleep("AsleepCore", "2024-03-01 23:00:00", "2024-03-02 01:00:00"))
+        + b"</HealthData>\n"
+    )
+    (batch,) = read_batches(path, LIMITS, max_records=100, max_bytes=1 << 20)
+    assert len(batch.records) == 6
+    assert batch.payload_json() == canonical_json({"records": batch.records})
+    assert batch.size == sum(len(orjson.dumps(r)) for r in batch.records)

@@ -16,7 +16,18 @@ _NAMESPACE_BYTES = HEALTHMESH_NAMESPACE.bytes
 
 def content_hash(value: Any) -> str:
     """SHA-256 over canonical JSON (sorted keys), stable across processes and runs."""
-    return hashlib.sha256(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return canonical_hash(canonical_json(value))
+
+
+def canonical_json(value: Any) -> bytes:
+    """The JSON `content_hash` hashes: compact, keys sorted."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def canonical_hash(canonical: bytes) -> str:
+    """`content_hash` of a value from its `canonical_json`, for a caller that writes that JSON
+    anyway (an importer publishes it): the value is not serialised a second time."""
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _key(*parts: str) -> str:

@@ -50,6 +50,12 @@ def _registry() -> pint.UnitRegistry:  # type: ignore[type-arg]
     return registry
 
 
+def load_units() -> None:
+    """Read pint's unit definitions now (about a second of CPU), e.g. while a service starts,
+    rather than in the first conversion (the first batch of an import waited for it)."""
+    _registry()
+
+
 def _parse(unit: str) -> pint.Unit:
     if not unit.strip():
         raise UnitError("the unit is empty")

@@ -80,6 +80,7 @@ def subscribe_connections(broker: KafkaBroker, settings: Settings, app: FastAPI)
         """Acknowledged after the database commit; a failure rewinds the event."""
         try:
             await apply_connection_event(app.state.pool, event, settings.backfill_days)
+            app.state.workers.wake()  # a connection queued its backfill
         except Exception:
             log.exception("connection event not applied; rewinding")
             await msg.nack()
@@ -163,9 +164,10 @@ def create_app(settings: Settings) -> FastAPI:
                     ),
                 )
                 app.state.webhook_secrets = WebhookSecretsSource(settings, http)
+                app.state.workers = SyncWorkers(app.state.sync, settings.sync_concurrency)
                 await broker.start()
                 async with background(
-                    SyncWorkers(app.state.sync, settings.sync_concurrency).run_forever(),
+                    app.state.workers.run_forever(),
                     schedule_forever(
                         pool,
                         budget,

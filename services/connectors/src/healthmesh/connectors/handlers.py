@@ -1,21 +1,28 @@
 """Import requests: parse the uploaded file and publish its raw batches, recording progress.
 
 Progress is written only after the broker acknowledged each batch, so `batches_published`
-never counts a batch that could be lost.
+never counts a batch that could be lost. The file is read in a thread of its own while the
+event loop publishes the batches before it (up to `MAX_IN_FLIGHT` awaiting their ack), and
+each batch's JSON is written once: its hash names the raw event, and it goes into the envelope
+as it is.
 """
 
-from collections.abc import Iterator
+import asyncio
+from collections import deque
+from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 from faststream.kafka import KafkaBroker
 
 from healthmesh.common.apple_export import UnsafeArchive
 from healthmesh.common.events import ImportRequested, RawPayloadReceived, dump
-from healthmesh.common.ids import content_hash, raw_event_id
+from healthmesh.common.ids import canonical_hash, canonical_json, raw_event_id
 from healthmesh.common.logging import get_logger
 from healthmesh.common.topics import Topics
 from healthmesh.connectors import db
@@ -26,6 +33,10 @@ from healthmesh.connectors.settings import Settings
 
 log = get_logger(__name__)
 
+MAX_IN_FLIGHT = 4
+"""Batches published and not yet acknowledged while the file is read on."""
+_JSON = {"content-type": "application/json"}
+
 
 @dataclass(frozen=True)
 class FileBatch:
@@ -33,6 +44,17 @@ class FileBatch:
 
     resource: str
     payload: dict[str, Any]
+    bytes_read: int
+    records: int
+    payload_json: bytes | None = None
+    """`canonical_json(payload)`, when the reader has written it already."""
+
+
+@dataclass(frozen=True)
+class RawBatch:
+    """A batch as published: the raw envelope's JSON, and what its ack adds to the progress."""
+
+    body: bytes
     bytes_read: int
     records: int
 
@@ -66,26 +88,7 @@ class Importer:
             return
         await db.start_import(self._pool, request.import_id, request.user_id, request.kind, size)
         try:
-            for batch in self._batches(request, path):
-                envelope = RawPayloadReceived(
-                    id=raw_event_id(
-                        request.kind, request.user_id, batch.resource, content_hash(batch.payload)
-                    ),
-                    user_id=request.user_id,
-                    source=request.kind,
-                    resource=batch.resource,
-                    fetched_at=datetime.now(UTC),
-                    import_id=request.import_id,
-                    payload=batch.payload,
-                )
-                await self._broker.publish(
-                    dump(envelope),
-                    topic=self._topics.raw(request.kind),
-                    key=str(request.user_id).encode(),
-                )
-                await db.record_progress(
-                    self._pool, request.import_id, batch.bytes_read, batch.records
-                )
+            await self._publish_all(request, path)
         except (UnreadableFile, ExportError, UnsafeArchive) as exc:
             where, reason = _failure(exc)
             log.info("import stopped at an unreadable place", where=where)
@@ -94,6 +97,67 @@ class Importer:
             )
             return
         await db.finish_import(self._pool, request.import_id, "parsed", [])
+
+    async def _publish_all(self, request: ImportRequested, path: Path) -> None:
+        """Publish every batch and record each one's progress after its ack, in file order.
+        A file unreadable from some place raises once the batches before it are counted.
+
+        The reading runs in one thread of its own (lxml keeps a parse to the thread that
+        began it): the event loop stays free to publish, and the broker stores a batch while
+        the next is read."""
+        loop = asyncio.get_running_loop()
+        raw = self._raw_batches(request, path)
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-reader")
+        unacked: deque[tuple[asyncio.Task[Any], RawBatch]] = deque()
+        try:
+            try:
+                while (batch := await loop.run_in_executor(reader, next, raw, None)) is not None:
+                    unacked.append((asyncio.create_task(self._publish(request, batch)), batch))
+                    if len(unacked) > MAX_IN_FLIGHT:
+                        await self._acknowledged(request, *unacked.popleft())
+            except (UnreadableFile, ExportError, UnsafeArchive):
+                while unacked:  # what was read before the unreadable place is counted
+                    await self._acknowledged(request, *unacked.popleft())
+                raise
+            while unacked:
+                await self._acknowledged(request, *unacked.popleft())
+        finally:
+            for task, _ in unacked:  # only left when a publish failed or we were cancelled
+                task.cancel()
+            await asyncio.gather(*(task for task, _ in unacked), return_exceptions=True)
+            reader.submit(raw.close)  # after a read still running: one thing at a time there
+            reader.shutdown(wait=False)
+
+    async def _publish(self, request: ImportRequested, batch: RawBatch) -> None:
+        await self._broker.publish(
+            batch.body,
+            topic=self._topics.raw(request.kind),
+            key=str(request.user_id).encode(),
+            headers=_JSON,
+        )
+
+    async def _acknowledged(
+        self, request: ImportRequested, published: "asyncio.Task[Any]", batch: RawBatch
+    ) -> None:
+        await published
+        await db.record_progress(self._pool, request.import_id, batch.bytes_read, batch.records)
+
+    def _raw_batches(self, request: ImportRequested, path: Path) -> Generator[RawBatch, None, None]:
+        """Each batch as its raw envelope's JSON (run in the reader thread)."""
+        for batch in self._batches(request, path):
+            payload_json = batch.payload_json or canonical_json(batch.payload)
+            envelope = RawPayloadReceived(
+                id=raw_event_id(
+                    request.kind, request.user_id, batch.resource, canonical_hash(payload_json)
+                ),
+                user_id=request.user_id,
+                source=request.kind,
+                resource=batch.resource,
+                fetched_at=datetime.now(UTC),
+                import_id=request.import_id,
+                payload=None,
+            )
+            yield RawBatch(raw_body(envelope, payload_json), batch.bytes_read, batch.records)
 
     def _batches(self, request: ImportRequested, path: Path) -> Iterator[FileBatch]:
         settings = self._settings
@@ -115,7 +179,11 @@ class Importer:
             ):
                 payload = {"records": items.records}
                 yield FileBatch(
-                    apple_health.RESOURCE, payload, items.bytes_read, len(items.records)
+                    apple_health.RESOURCE,
+                    payload,
+                    items.bytes_read,
+                    len(items.records),
+                    items.payload_json(),
                 )
         elif request.kind in ("cronometer", "myfitnesspal"):
             days = (
@@ -141,6 +209,13 @@ class Importer:
                 yield FileBatch(resource, days_payload, day_batch.bytes_read, len(day_batch.rows))
         else:
             raise UnreadableFile("file", f"no importer for kind {request.kind!r} yet")
+
+
+def raw_body(envelope: RawPayloadReceived, payload_json: bytes) -> bytes:
+    """`envelope` as JSON with `payload_json` written in as its payload. Validating a payload
+    of thousands of items as a pydantic JsonValue and dumping it again cost more than reading
+    them from the file; the reader made it of JSON values only."""
+    return orjson.dumps({**dump(envelope), "payload": orjson.Fragment(payload_json)})
 
 
 def _failure(exc: Exception) -> tuple[str, str]:

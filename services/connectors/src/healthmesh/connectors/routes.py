@@ -93,6 +93,7 @@ async def request_sync(
         start or now - timedelta(days=1),
         end,
     )
+    state.workers.wake()
     return {"sync_id": str(sync_id)}
 
 

@@ -17,6 +17,7 @@ import asyncpg
 from fastapi import FastAPI
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.message import StreamMessage
 
 from healthmesh.common.broker import make_broker
 from healthmesh.common.db import apply_migrations, open_pool
@@ -31,6 +32,7 @@ from healthmesh.common.logging import get_logger
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import RAW_SOURCES, Topics, raw_topic
+from healthmesh.common.units import load_units
 from healthmesh.normalizer import db
 from healthmesh.normalizer.handlers import ConnectionHandler, RawHandler, RawMessage
 from healthmesh.normalizer.mapping import mappers
@@ -50,6 +52,7 @@ def subscribe_raw(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None
         max_records=settings.batch_max_records,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
+        decoder=_undecoded,
     )
     async def on_raw(msg: KafkaMessage) -> None:
         """Offsets are committed only after the batch's transaction committed; on failure the
@@ -71,6 +74,13 @@ def subscribe_raw(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None
             await asyncio.sleep(1.0)
             return
         await msg.ack()
+
+
+async def _undecoded(_msg: StreamMessage[Any]) -> None:
+    """The raw subscriber's decoder: nothing. The handler reads each record's bytes (it
+    validates the envelope itself); faststream's own decoder parsed every body as JSON (a
+    batch of an import is 256 kB), 5 % of an Apple Health import's time, for nothing."""
+    return None
 
 
 def subscribe_connections(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None:
@@ -149,6 +159,7 @@ def create_app(settings: Settings) -> FastAPI:
                 pool, "normalizer", files("healthmesh.normalizer") / "migrations"
             )
             app.state.pool = pool
+            load_units()  # before the first batch, not in it
             app.state.handler = RawHandler(pool, outbox, Topics(settings.topic_prefix), mappers())
             app.state.connection_handler = ConnectionHandler(
                 pool, outbox, Topics(settings.topic_prefix)

@@ -21,14 +21,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
-
 from healthmesh.common.apple_export import (
     NIGHT_GAP,
     SLEEP_ANALYSIS,
     ArchiveLimits,
     export_member,
 )
+from healthmesh.common.ids import canonical_json
 from healthmesh.connectors.importers.apple_health_xml import ExportError, read_export
 
 RESOURCE = "export"
@@ -41,9 +40,16 @@ _TIME_FORMAT = "%Y-%m-%d %H:%M:%S %z"  # the export's "2023-04-01 07:15:00 -0700
 @dataclass
 class ItemBatch:
     records: list[dict[str, Any]] = field(default_factory=list)
+    encoded: list[bytes] = field(default_factory=list)
+    """Each record's canonical JSON (`ids.canonical_json`), written once: it measures the
+    batch and becomes the published payload (`payload_json`)."""
     size: int = 0
     bytes_read: int = 0
     """How far into the uploaded file (the zip, when zipped) reading had got."""
+
+    def payload_json(self) -> bytes:
+        """`canonical_json({"records": records})`, joined from the records' own JSON."""
+        return b'{"records":[' + b",".join(self.encoded) + b"]}"
 
 
 def read_batches(
@@ -79,8 +85,10 @@ def _batches(
                 batch.bytes_read = upload.tell()
                 yield batch
                 batch, nights = ItemBatch(), OpenNights()
+            encoded = canonical_json(item)
             batch.records.append(item)
-            batch.size += len(orjson.dumps(item))
+            batch.encoded.append(encoded)
+            batch.size += len(encoded)  # sorting the keys changes no length
             nights.add(item)
     except ExportError:
         if batch.records:  # what was read before the error is kept
@@ -143,6 +151,14 @@ def _sleep_record(item: dict[str, Any]) -> tuple[str, datetime, datetime] | None
     if not isinstance(source, str) or not isinstance(start, str) or not isinstance(end, str):
         return None
     try:
-        return source, datetime.strptime(start, _TIME_FORMAT), datetime.strptime(end, _TIME_FORMAT)
+        return source, _time(start), _time(end)
     except ValueError:
         return None
+
+
+def _time(text: str) -> datetime:
+    """The export's "2023-04-01 07:15:00 -0700". Without the space before it, ±HHMM is an
+    offset fromisoformat reads (the same moment ~20x faster than strptime)."""
+    if len(text) == 25 and text[10] == " " and text[19] == " " and text[20] in "+-":
+        return datetime.fromisoformat(text[:19] + text[20:])
+    return datetime.strptime(text, _TIME_FORMAT)

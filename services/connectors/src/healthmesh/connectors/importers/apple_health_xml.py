@@ -110,18 +110,19 @@ def _item(element: Any) -> dict[str, Any]:
 
 
 def _record(element: Any) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "kind": "record",
-        "line": element.sourceline,
-        **element.attrib,
-        "metadata": _metadata(element),
-    }
+    # Most records have no children: `len` says so without making a proxy for any. The
+    # attributes come as a list of pairs in C (`**element.attrib` asks for them one by one).
+    item: dict[str, Any] = {"kind": "record", "line": element.sourceline}
+    item.update(element.items())
+    if not len(element):
+        item["metadata"] = {}
+        return item
+    item["metadata"] = _metadata(element)
     beats = element.find("HeartRateVariabilityMetadataList")
     if beats is not None:
         item["beats"] = [
             {"bpm": beat.get("bpm"), "time": beat.get("time")}
-            for beat in beats
-            if beat.tag == "InstantaneousBeatsPerMinute"
+            for beat in beats.iterchildren("InstantaneousBeatsPerMinute")
         ]
     return item
 
@@ -129,8 +130,8 @@ def _record(element: Any) -> dict[str, Any]:
 def _metadata(element: Any) -> dict[str, str]:
     return {
         str(child.get("key")): str(child.get("value", ""))
-        for child in element
-        if child.tag == "MetadataEntry" and child.get("key") is not None
+        for child in element.iterchildren("MetadataEntry")
+        if child.get("key") is not None
     }
 
 

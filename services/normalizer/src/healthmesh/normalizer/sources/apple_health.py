@@ -30,10 +30,12 @@ from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
     Sample,
+    Series,
     UnmappablePayload,
     map_records,
     measurement,
     offset_seconds,
+    series,
 )
 
 _Q = "HKQuantityTypeIdentifier"
@@ -113,11 +115,35 @@ def _map_export(envelope: RawPayloadReceived) -> MappingResult:
     if not isinstance(records, list):
         raise UnmappablePayload("apple_health export payload needs a list of 'records'")
     spans: list[SleepSpan] = []
+    series_of = SeriesOf(envelope)
     result = map_records(
-        ((_where(item), item) for item in records), lambda item: _map_item(envelope, item, spans)
+        ((_where(item), item) for item in records),
+        lambda item: _map_item(series_of, item, spans),
     )
     result.samples.extend(sleep_sessions(envelope, spans))
     return result
+
+
+class SeriesOf:
+    """The payload's series, one per (metric, unit, HealthKit type, source name). A batch holds
+    hundreds of records of a few such kinds, mixed in file order: a series works out its
+    metric's identity, unit conversion and id prefix once (`mapping.series`), not per record."""
+
+    def __init__(self, envelope: RawPayloadReceived) -> None:
+        self.envelope = envelope
+        self._made: dict[tuple[str, str, str, str], Series] = {}
+
+    def __call__(self, metric: str, unit: str, source_field: str, source: str) -> Series:
+        """Raises UnitError for a unit of another family (not kept: every such record is
+        rejected on its own)."""
+        key = (metric, unit, source_field, source)
+        made = self._made.get(key)
+        if made is None:
+            made = series(
+                self.envelope, metric=metric, unit=unit, source_field=source_field, device=source
+            )
+            self._made[key] = made
+        return made
 
 
 def _where(item: Any) -> str:
@@ -125,13 +151,13 @@ def _where(item: Any) -> str:
     return f"line {line if line is not None else '?'}"
 
 
-def _map_item(envelope: RawPayloadReceived, item: Any, spans: list["SleepSpan"]) -> list[Sample]:
+def _map_item(series_of: SeriesOf, item: Any, spans: list["SleepSpan"]) -> list[Sample]:
     """The item's own samples; a valid sleep-analysis record also joins `spans`."""
     if not isinstance(item, dict):
         raise BadRecord("an item must be an object")
     kind = item.get("kind")
     if kind == "record":
-        return _map_record(envelope, item, spans)
+        return _map_record(series_of, item, spans)
     if kind == "correlation":
         # Blood pressure (and food) pairs: the members are the values. Real exports repeat them
         # at the top level too (v3 DTD note); same key, same id, so the upsert stores them once.
@@ -139,10 +165,10 @@ def _map_item(envelope: RawPayloadReceived, item: Any, spans: list["SleepSpan"])
         for member in _list(item, "records"):
             if not isinstance(member, dict):
                 raise BadRecord("a correlation member must be an object")
-            samples.extend(_map_record(envelope, member, None))
+            samples.extend(_map_record(series_of, member, None))
         return samples
     if kind == "workout":
-        return [_map_workout(envelope, item)]
+        return [_map_workout(series_of.envelope, item)]
     if kind == "activity_summary":
         # The day's Move/Exercise rings: sums of the ActiveEnergyBurned and AppleExerciseTime
         # records of that day, which are mapped themselves; mapping both would count twice.
@@ -151,11 +177,11 @@ def _map_item(envelope: RawPayloadReceived, item: Any, spans: list["SleepSpan"])
 
 
 def _map_record(
-    envelope: RawPayloadReceived, record: dict[str, Any], spans: list["SleepSpan"] | None
+    series_of: SeriesOf, record: dict[str, Any], spans: list["SleepSpan"] | None
 ) -> list[Sample]:
     type_ = _text(record, "type")
     if type_ == SLEEP_TYPE:
-        return _map_sleep(envelope, record, [] if spans is None else spans)
+        return _map_sleep(series_of, record, [] if spans is None else spans)
     metric = QUANTITY_METRICS.get(type_)
     if metric is None:
         return []  # a type without a vocabulary metric: seen, not mapped
@@ -169,20 +195,11 @@ def _map_record(
     if metric == "hrv_sdnn" and record.get("beats"):
         details = _beats(start, _list(record, "beats"))
     source = _text(record, "sourceName")
+    value, utc_offset_s = _number(record, "value"), offset_seconds(start)
     try:
         return [
-            measurement(
-                envelope,
-                metric=metric,
-                value=_number(record, "value"),
-                unit=unit,
-                start=start,
-                end=end,
-                utc_offset_s=offset_seconds(start),
-                source_field=type_,
-                source_record_id=source,
-                device=source,
-                details=details,
+            series_of(metric, unit, type_, source).point(
+                value, start, end, utc_offset_s, source, details
             )
         ]
     except UnitError as exc:
@@ -190,7 +207,7 @@ def _map_record(
 
 
 def _map_sleep(
-    envelope: RawPayloadReceived, record: dict[str, Any], spans: list["SleepSpan"]
+    series_of: SeriesOf, record: dict[str, Any], spans: list["SleepSpan"]
 ) -> list[Sample]:
     """An asleep-stage record is a sleep_duration over its own interval; InBed and Awake give
     none. Once valid, every one of them joins `spans`, from which the nights are built."""
@@ -210,18 +227,13 @@ def _map_sleep(
         spans.append(span)
         return []
     samples = [
-        measurement(
-            envelope,
-            metric="sleep_duration",
-            value=(end - start).total_seconds(),
-            unit="s",
-            start=start,
-            end=end,
-            utc_offset_s=offset_seconds(start),
-            source_field=f"{SLEEP_TYPE}.{value}",
-            source_record_id=source,
-            device=source,
-            details={"stage": stage},
+        series_of("sleep_duration", "s", f"{SLEEP_TYPE}.{value}", source).point(
+            (end - start).total_seconds(),
+            start,
+            end,
+            offset_seconds(start),
+            source,
+            {"stage": stage},
         )
     ]
     spans.append(span)
@@ -423,7 +435,9 @@ def sport_name(activity_type: str) -> str:
 
 def _text(item: dict[str, Any], key: str) -> str:
     value = item.get(key)
-    if not isinstance(value, str) or not value.strip():
+    # `isspace` is `not strip()` for a non-empty string, without making the stripped copy
+    # (six of these a record)
+    if not isinstance(value, str) or not value or value.isspace():
         raise BadRecord(f"{key} is missing")
     return value
 
