@@ -74,6 +74,26 @@ def test_a_truncated_export_keeps_what_was_read_and_says_where(tmp_path: Path) -
     assert error.value.line == 13
 
 
+def test_a_zip_damaged_past_the_checked_part_keeps_what_was_read(tmp_path: Path) -> None:
+    """The gateway checks an export's head; a member whose data fails later (here its checksum,
+    which zipfile checks once the member is read to the end) is reported, not a crash."""
+    path = zipped(tmp_path, export(3000))  # ~600 kB: read in several chunks
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the export's central directory entry comes first
+    data[central + 16 : central + 20] = b"\x00\x00\x00\x00"  # its CRC-32
+    path.write_bytes(bytes(data))
+
+    batches = []
+    with pytest.raises(ExportError) as error:
+        for batch in read_batches(path, LIMITS, max_records=100, max_bytes=1 << 20):
+            batches.append(batch)
+
+    read = sum(len(b.records) for b in batches)
+    assert 0 < read < 3000  # the chunks parsed before the failing read
+    assert "damaged" in error.value.reason
+    assert error.value.line == 2 + read  # the last record kept (records start on line 3)
+
+
 def test_an_unsafe_archive_yields_nothing(tmp_path: Path) -> None:
     bomb = HEADER.encode() + b" " * (20 * 1024**2) + b"</HealthData>\n"
     with pytest.raises(UnsafeArchive, match="zip bomb"):

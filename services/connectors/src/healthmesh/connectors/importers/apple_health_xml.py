@@ -10,6 +10,8 @@ without its `>`, same reference, "Why naive parsers choke" 1), and an export tha
 entities in it is refused outright (billion laughs: Apple's DTD declares none).
 """
 
+import zipfile
+import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
@@ -49,8 +51,10 @@ def read_export(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
         huge_tree=True,
         dtd_validation=False,
     )
+    line = 0  # of the last item read, for an error the stream raises (it knows no line)
     try:
         for _event, element in context:
+            line = element.sourceline or line
             parent = element.getparent()
             if parent is None or parent.getparent() is not None:
                 continue  # nested (a correlation's or workout's Record): read with its parent
@@ -65,8 +69,12 @@ def read_export(stream: IO[bytes]) -> Iterator[dict[str, Any]]:
                 del parent[0]  # ExportDate, Me and the items already yielded
             yield item
     except etree.XMLSyntaxError as exc:
-        reason, line = _first_error(context.error_log, exc)
-        raise ExportError(reason, line) from None
+        reason, at = _first_error(context.error_log, exc)
+        raise ExportError(reason, at) from None
+    except (zlib.error, zipfile.BadZipFile, EOFError, OSError) as exc:
+        # A zip damaged past the part the gateway checked: its deflate stream breaks (zlib) or
+        # its checksum fails (BadZipFile) partway; what was read before is kept.
+        raise ExportError(f"the file is damaged after this line: {exc}", line) from None
     root = context.root
     if root is not None and root.tag != ROOT_TAG:
         raise ExportError(f"not an Apple Health export: the root element is {root.tag!r}", 1)
