@@ -45,13 +45,12 @@ from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import asyncpg
 import httpx
 import psutil
-from benchkit import fresh_run, rss_bytes, say
+from benchkit import fresh_run, rss_bytes, say, stop_on_sigterm
 
 from healthmesh.devstack.processes import free_port
 from healthmesh.devstack.stack import (
@@ -762,14 +761,10 @@ async def run(options: Options, export: Path, work: Path, baseline: Baseline | N
     raise AssertionError("unreachable")
 
 
-def _terminate(signum: int, _: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds like Ctrl-C: every process is stopped
-
-
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     logging.getLogger("faststream.access.kafka").disabled = True
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     export = export_zip(options)
     work = Path(tempfile.mkdtemp(prefix="healthmesh-bench-apple-"))
     say(f"data and logs in {work}")

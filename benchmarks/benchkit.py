@@ -3,6 +3,7 @@ run, and the resident memory of a process with its children."""
 
 import contextlib
 import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,15 @@ from healthmesh.common.topics import Topics
 from healthmesh.devstack.databases import create_database, drop_database
 from healthmesh.devstack.processes import free_port
 from healthmesh.devstack.stack import Infrastructure, start_infrastructure
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so every process a benchmark started is stopped."""
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def say(text: str) -> None:

@@ -50,7 +50,6 @@ import os
 import random
 import resource
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -62,14 +61,13 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
 import psutil
-from benchkit import fresh_run, say
+from benchkit import fresh_run, say, stop_on_sigterm
 from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -1295,14 +1293,10 @@ async def run(options: Options, work: Path) -> Report:
     raise AssertionError("unreachable")
 
 
-def _terminate(signum: int, _: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds like Ctrl-C: every process is stopped
-
-
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     logging.getLogger("faststream.access.kafka").disabled = True
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     work = Path(tempfile.mkdtemp(prefix="healthmesh-bench-query-"))
     say(
         f"data and logs in {work}"

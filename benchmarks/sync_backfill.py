@@ -31,7 +31,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -40,7 +39,6 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -48,7 +46,7 @@ import asyncpg
 import httpx
 import orjson
 import psutil
-from benchkit import fresh_run, rss_bytes, say
+from benchkit import fresh_run, rss_bytes, say, stop_on_sigterm
 from faststream.kafka import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
 
@@ -649,14 +647,10 @@ async def run(options: Options, work: Path) -> Report:
     raise AssertionError("unreachable")
 
 
-def _terminate(signum: int, _: FrameType | None) -> None:
-    raise KeyboardInterrupt  # unwinds like Ctrl-C: every process is stopped
-
-
 def main(argv: list[str] | None = None) -> int:
     options = parse_options(argv)
     logging.getLogger("faststream.access.kafka").disabled = True  # our brokers' chatter
-    signal.signal(signal.SIGTERM, _terminate)
+    stop_on_sigterm()
     work = Path(tempfile.mkdtemp(prefix="healthmesh-bench-"))
     try:
         report = asyncio.run(run(options, work))
