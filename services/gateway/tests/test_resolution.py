@@ -1,26 +1,27 @@
 """Resolution: whose value counts per bucket, hour-level fallback, weeks and months, provenance.
-Expected values are worked out by hand in the comments."""
+Expected values are worked out by hand in the comments; the last test checks the database's
+share of the hours against the same rule."""
 
-from collections.abc import Mapping
+import random
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from uuid import uuid4
 from zoneinfo import ZoneInfo
 
+import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from healthmesh.common.vocabulary import metric_def
+from healthmesh.gateway import db
 from healthmesh.gateway.resolution import (
     Cell,
-    HourCoverage,
-    HourRollups,
+    HourShare,
     Preference,
     Resolved,
     combine_days,
-    hour_rollups,
-    hours_by_day,
     merge_cells,
-    needs_hours,
     periods,
     preference_for,
     rank,
@@ -53,15 +54,22 @@ def cell(source: str, value: float, samples: int = 1, hour: int = 23, offset: in
     )
 
 
-def hourly(per_hour: Mapping[str, Mapping[int, float]]) -> dict[str, HourRollups]:
-    """Each source's hour rollups of the day: hour h (UTC) holding the given value."""
-    return {
-        source: hour_rollups(
-            (MIDNIGHT + timedelta(hours=h), cell(source, value, 1, h))
-            for h, value in values.items()
-        )
-        for source, values in per_hour.items()
-    }
+def hourly(
+    per_hour: Mapping[str, Mapping[int, float]], order: Sequence[str]
+) -> dict[str, HourShare]:
+    """Each source's hours of the day (hour h, UTC, holding the given value, one reading each)
+    and its share when each hour goes to the best-ranked source with data in it: the rule the
+    database applies (db.hourly_rollups_by_day), written out plainly."""
+    taken: set[int] = set()
+    shares = {}
+    for source in rank(order, per_hour):
+        values = per_hour[source]
+        mine = [h for h in values if h not in taken]
+        taken.update(mine)
+        share = sum(values[h] for h in mine)
+        total = sum(values.values())
+        shares[source] = HourShare(total, total, len(mine), len(mine), share, share)
+    return shares
 
 
 def whole_days(per_hour: Mapping[str, Mapping[int, float]]) -> dict[str, Cell]:
@@ -79,9 +87,8 @@ RING |= {h: 200.0 for h in range(14, 22)} | {22: 228.5, 23: 228.5}
 def test_the_ring_and_watch_day_is_resolved_per_hour() -> None:
     per_hour = {"apple_health": WATCH, "oura": RING}
     assert sum(WATCH.values()) == 9922 and sum(RING.values()) == 4157
-    answer = resolve_day(
-        STEPS, ["apple_health", "oura"], True, whole_days(per_hour), hourly(per_hour)
-    )
+    ranked = ["apple_health", "oura"]
+    answer = resolve_day(STEPS, ranked, True, whole_days(per_hour), hourly(per_hour, ranked))
     assert answer is not None
     # The watch's 8 hours (9,922) + the ring's other 16: 0 + 2,100 + 457 = 2,557 -> 12,479.
     assert answer.value == 12479
@@ -99,9 +106,8 @@ def test_the_ring_and_watch_day_is_resolved_per_hour() -> None:
 def test_a_source_with_a_daily_total_only_takes_the_whole_day() -> None:
     # Oura's day as one summary sample: no hour rollups, so hours cannot stand in for the day.
     day = {"apple_health": cell("apple_health", 9922, 8), "oura": cell("oura", 4157)}
-    answer = resolve_day(
-        STEPS, ["apple_health", "oura"], True, day, hourly({"apple_health": WATCH})
-    )
+    ranked = ["apple_health", "oura"]
+    answer = resolve_day(STEPS, ranked, True, day, hourly({"apple_health": WATCH}, ranked))
     assert answer is not None
     assert (answer.value, answer.source, answer.fallback) == (9922, "apple_health", False)
     assert "sources" not in answer.provenance()
@@ -111,7 +117,7 @@ def test_hours_are_checked_against_the_day_within_half_a_percent() -> None:
     day = whole_days({"apple_health": WATCH, "oura": RING})
     # The ring's day says 4,200: its hours (4,157) are 43 short, 1.0% > 0.5% -> whole day.
     day["oura"] = cell("oura", 4200, 24)
-    per_hour = hourly({"apple_health": WATCH, "oura": RING})
+    per_hour = hourly({"apple_health": WATCH, "oura": RING}, ["apple_health", "oura"])
     answer = resolve_day(STEPS, ["apple_health", "oura"], True, day, per_hour)
     assert answer is not None and (answer.value, answer.rule) == (9922, "highest_ranked_with_data")
     # 4,170: 13 short, 0.31% -> per hour.
@@ -123,19 +129,19 @@ def test_hours_are_checked_against_the_day_within_half_a_percent() -> None:
 def test_without_fallback_the_first_source_takes_the_whole_day() -> None:
     per_hour = {"apple_health": WATCH, "oura": RING}
     ranked = ["apple_health", "oura"]
-    answer = resolve_day(STEPS, ranked, False, whole_days(per_hour), hourly(per_hour))
+    answer = resolve_day(STEPS, ranked, False, whole_days(per_hour), hourly(per_hour, ranked))
     assert answer is not None
     assert answer.provenance() == {"source": "apple_health", "fallback": False}
     assert answer.value == 9922
     ring_only = {"oura": RING}
-    assert resolve_day(STEPS, ranked, False, whole_days(ring_only), hourly(ring_only)) is None
+    hours = hourly(ring_only, ranked)
+    assert resolve_day(STEPS, ranked, False, whole_days(ring_only), hours) is None
 
 
 def test_the_next_source_answers_a_day_the_first_has_no_data_as_a_fallback() -> None:
     ring_only = {"oura": RING}
-    answer = resolve_day(
-        STEPS, ["apple_health", "oura"], True, whole_days(ring_only), hourly(ring_only)
-    )
+    ranked = ["apple_health", "oura"]
+    answer = resolve_day(STEPS, ranked, True, whole_days(ring_only), hourly(ring_only, ranked))
     assert answer is not None
     assert answer.provenance() == {"source": "oura", "fallback": True}
     assert answer.value == 4157
@@ -144,9 +150,8 @@ def test_the_next_source_answers_a_day_the_first_has_no_data_as_a_fallback() -> 
 def test_the_ring_ranked_first_answers_every_hour_it_covers() -> None:
     # The ring has all 24 hours, so it answers the whole day: its own 4,157, no fallback.
     per_hour = {"apple_health": WATCH, "oura": RING}
-    answer = resolve_day(
-        STEPS, ["oura", "apple_health"], True, whole_days(per_hour), hourly(per_hour)
-    )
+    ranked = ["oura", "apple_health"]
+    answer = resolve_day(STEPS, ranked, True, whole_days(per_hour), hourly(per_hour, ranked))
     assert answer is not None
     assert (answer.value, answer.source, answer.fallback) == (4157, "oura", False)
 
@@ -155,10 +160,11 @@ def test_a_mean_falls_back_per_hour_weighted_by_samples() -> None:
     # Watch: hour 10 with 60 readings adding up to 6,000 (mean 100). Ring: hour 10 (5 readings,
     # 400) and hour 11 (5 readings adding up to 300, mean 60). Per hour: the watch's hour 10 and
     # the ring's hour 11 -> (6,000 + 300) / (60 + 5) = 96.923...
-    ten, eleven = MIDNIGHT + timedelta(hours=10), MIDNIGHT + timedelta(hours=11)
     hours = {
-        "apple_health": hour_rollups([(ten, cell("apple_health", 6000, 60, 10))]),
-        "oura": hour_rollups([(ten, cell("oura", 400, 5, 10)), (eleven, cell("oura", 300, 5, 11))]),
+        "apple_health": HourShare(
+            6000, 6000, hours=1, samples=60, share_total=6000, share_raw_total=6000
+        ),
+        "oura": HourShare(700, 700, hours=1, samples=5, share_total=300, share_raw_total=300),
     }
     day = {"apple_health": cell("apple_health", 6000, 60), "oura": cell("oura", 700, 10)}
     answer = resolve_day(HEART_RATE, ["apple_health", "oura"], True, day, hours)
@@ -180,9 +186,8 @@ def test_last_and_sleep_metrics_take_the_whole_day() -> None:
     assert answer is not None and (answer.value, answer.source) == (80.5, "withings")
     # Sleep counts on the day it ends, hours by when they start: never mixed per hour.
     per_hour = {"oura": {1: 3600.0, 2: 3600.0}, "apple_health": {3: 3600.0}}
-    answer = resolve_day(
-        SLEEP, ["oura", "apple_health"], True, whole_days(per_hour), hourly(per_hour)
-    )
+    ranked = ["oura", "apple_health"]
+    answer = resolve_day(SLEEP, ranked, True, whole_days(per_hour), hourly(per_hour, ranked))
     assert answer is not None and (answer.value, answer.rule) == (7200, "highest_ranked_with_data")
 
 
@@ -258,43 +263,9 @@ def test_a_months_mean_is_weighted_by_samples_and_last_takes_the_last_day() -> N
     assert combine_days("last", weights).value == 79.5
 
 
-def test_hours_are_placed_on_local_days() -> None:
-    # 23:00 UTC on 30 March is 00:00 CET on 31 March; 22:00 UTC on 31 March is 00:00 CEST on
-    # 1 April (the 23-hour DST day in Berlin holds 23 hours).
-    berlin = ZoneInfo("Europe/Berlin")
-    start = datetime(2024, 3, 30, 23, tzinfo=UTC)
-    hours = [(start + timedelta(hours=h), cell("oura", 1, 1, 0)) for h in range(24)]
-    by_day = hours_by_day(hours, berlin)
-    assert {d: len(h["oura"].starts) for d, h in by_day.items()} == {
-        date(2024, 3, 31): 23,
-        date(2024, 4, 1): 1,
-    }
-    # By a recorded offset of +01:00 instead, 22:00 UTC on 31 March is 23:00, still 31 March.
-    by_offset = hours_by_day([(h, cell("oura", 1, 1, 0, 3600)) for h, _ in hours], None)
-    assert {d: len(h["oura"].starts) for d, h in by_offset.items()} == {date(2024, 3, 31): 24}
-
-
 def test_merging_keeps_the_latest_reading_and_offset() -> None:
     merged = merge_cells([cell("oura", 3, 1, 5, 3600), cell("oura", 4, 2, 9, 7200)])
     assert (merged.total, merged.samples, merged.last_value, merged.utc_offset_s) == (7, 3, 4, 7200)
-
-
-def test_hours_are_needed_only_where_sources_cover_different_hours() -> None:
-    day = whole_days({"apple_health": WATCH, "oura": RING})
-    watch_mask = sum(1 << h for h in WATCH)
-    ring_mask = (1 << 24) - 1
-    coverage = {
-        "apple_health": HourCoverage(watch_mask, 9922, 9922),
-        "oura": HourCoverage(ring_mask, 4157, 4157),
-    }
-    assert needs_hours(STEPS, day, coverage)
-    # Both all day: the best-ranked source takes every hour, the day rollup answers.
-    same = {s: HourCoverage(ring_mask, c.total, c.raw_total) for s, c in coverage.items()}
-    assert not needs_hours(STEPS, day, same)
-    # The ring's day as one summary sample (no hours): it takes a day whole, or not at all.
-    assert not needs_hours(STEPS, day, {"apple_health": coverage["apple_health"]})
-    assert not needs_hours(BODY_MASS, day, coverage)
-    assert not needs_hours(STEPS, {"oura": day["oura"]}, coverage)
 
 
 # --- properties -----------------------------------------------------------------------------
@@ -306,11 +277,11 @@ day_data = st.dictionaries(st.sampled_from(SOURCES), one_source_data, min_size=1
 
 
 def build(
-    data: dict[str, tuple[dict[int, float], bool]],
-) -> tuple[dict[str, Cell], dict[str, HourRollups]]:
-    """Day cells and hour cells; a daily-summary-only source has a day cell and no hours."""
+    data: dict[str, tuple[dict[int, float], bool]], order: Sequence[str]
+) -> tuple[dict[str, Cell], dict[str, HourShare]]:
+    """Day cells and hours; a daily-summary-only source has a day cell and no hours."""
     day = {s: cell(s, sum(h.values()), max(1, len(h))) for s, (h, _) in data.items()}
-    hours = hourly({s: h for s, (h, summary_only) in data.items() if not summary_only})
+    hours = hourly({s: h for s, (h, summary_only) in data.items() if not summary_only}, order)
     return day, hours
 
 
@@ -318,7 +289,7 @@ def build(
 def test_a_resolved_sum_never_exceeds_all_sources_together(
     data: dict[str, tuple[dict[int, float], bool]], order: list[str], fallback: bool
 ) -> None:
-    day, hours = build(data)
+    day, hours = build(data, order)
     answer = resolve_day(STEPS, rank(order, day), fallback, day, hours)
     assert answer is None or answer.value <= sum(c.total for c in day.values())
 
@@ -327,7 +298,7 @@ def test_a_resolved_sum_never_exceeds_all_sources_together(
 def test_a_resolved_sum_holds_at_least_the_best_sources_day(
     data: dict[str, tuple[dict[int, float], bool]], order: list[str]
 ) -> None:
-    day, hours = build(data)
+    day, hours = build(data, order)
     ranked = rank(order, day)
     answer = resolve_day(STEPS, ranked, True, day, hours)
     assert answer is not None and answer.value >= day[ranked[0]].total
@@ -337,7 +308,7 @@ def test_a_resolved_sum_holds_at_least_the_best_sources_day(
 def test_with_one_source_the_day_is_that_sources(
     data: tuple[dict[int, float], bool], source: str, order: list[str], fallback: bool
 ) -> None:
-    day, hours = build({source: data})
+    day, hours = build({source: data}, order)
     for metric in (STEPS, HEART_RATE, BODY_MASS):
         answer = resolve_day(metric, rank(order, day), fallback, day, hours)
         assert answer is not None
@@ -349,7 +320,7 @@ def test_with_one_source_the_day_is_that_sources(
 def test_without_fallback_only_the_first_ranked_source_appears(
     data: dict[str, tuple[dict[int, float], bool]], order: list[str]
 ) -> None:
-    day, hours = build(data)
+    day, hours = build(data, order)
     ranked = [s for s in order if s in day or s == order[0]]  # the first may have no data
     answer = resolve_day(STEPS, ranked, False, day, hours)
     if order[0] not in day:
@@ -358,3 +329,63 @@ def test_without_fallback_only_the_first_ranked_source_appears(
         assert answer is not None
         assert [c.source for c in answer.contributions] == [order[0]]
         assert answer.value == day[order[0]].total and not answer.fallback
+
+
+# --- the database's share of the hours against the rule written out above --------------------
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("normalizer_tables")
+@pytest.mark.parametrize("tz", [None, "Europe/Berlin"])
+async def test_the_databases_hour_shares_follow_the_rule(
+    pool: asyncpg.Pool, tz: str | None
+) -> None:
+    """Random days of hour rollups (sources with different recorded offsets, some unranked,
+    around Berlin's 23-hour DST day): `db.hourly_rollups_by_day` places each hour on its local
+    day and shares the hours as `hourly` does, source by source and day by day."""
+    rng = random.Random(7)
+    zone = ZoneInfo(tz) if tz else None
+    origin = datetime(2024, 3, 29, 12, tzinfo=UTC)
+    first, end = date(2024, 3, 30), date(2024, 4, 1)
+    for _ in range(25):
+        user = uuid4()
+        sources = rng.sample(["apple_health", "oura", "fitbit", "csv"], rng.randint(1, 4))
+        order = rng.sample([*sources, "whoop"], rng.randint(0, len(sources)))
+        rows = []
+        for source in sources:
+            offset = rng.choice([-5 * 3600, 0, 2 * 3600])
+            for index in rng.sample(range(72), rng.randint(1, 60)):
+                value = float(rng.randint(0, 900))
+                hour = origin + timedelta(hours=index)
+                rows.append((user, "steps", source, hour, 1, value, value, value, value, value,
+                             hour, offset, 1))  # fmt: skip
+        await pool.executemany(
+            """INSERT INTO normalizer.hourly_rollups (user_id, metric, source, hour, samples,
+                   total, raw_total, minimum, maximum, last_value, last_at, utc_offset_s, devices)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
+            rows,
+        )
+        per_day: dict[date, dict[str, dict[int, float]]] = {}
+        for _, _, source, hour, _, value, *_, offset, _ in rows:
+            local = hour.astimezone(zone) if zone else hour + timedelta(seconds=offset)
+            if first <= local.date() < end:
+                by_source = per_day.setdefault(local.date(), {}).setdefault(source, {})
+                by_source[int(hour.timestamp()) // 3600] = value
+        expected = {
+            (day, source): (share.hours, share.share_total, share.total)
+            for day, per_hour in per_day.items()
+            for source, share in hourly(per_hour, order).items()
+        }
+        answer = await db.hourly_rollups_by_day(
+            pool,
+            user_id=user,
+            metrics=["steps"],
+            orders={"steps": order},
+            tz=tz,
+            first=first,
+            end=end,
+            source=None,
+        )
+        assert {
+            (r["day"], r["source"]): (r["hours"], r["share_total"], r["total"]) for r in answer
+        } == expected

@@ -4,7 +4,7 @@ normalizer.import_progress_v1, normalizer.samples_v1, normalizer.daily_rollups_v
 hourly_rollups_v1, connectors.sync_status_v1). Every query filters by the caller's user id,
 except the expiry sweep's (marked below), maintenance over every user's uploads."""
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from uuid import UUID
@@ -212,15 +212,18 @@ async def hourly_rollups_by_day(
     *,
     user_id: UUID,
     metrics: Sequence[str],
+    orders: Mapping[str, Sequence[str]],
     tz: str | None,
     first: date,
     end: date,
     source: str | None,
 ) -> list[asyncpg.Record]:
     """Each source's hour rollups of `metrics` per local day (`first` <= day < `end`) in one
-    row: what they add up to, in the rollups' columns, and `mask`, the hours present (bit i:
-    the UTC hour starting i - 18 hours after the local date's midnight in UTC). A day is the
-    one the hour starts in, in the zone `tz`, else by the hour's recorded offset. A year of
+    row: what they add up to, in the rollups' columns, and the source's share of the day when
+    each UTC hour goes to the best-ranked source with data in it: `hours` it answers, with their
+    `share_samples`, `share_total` and `share_raw_total`. Ranking as `resolution.rank`: the
+    metric's `orders` (the user's sources, best first), then the other sources by name. A day is
+    the one the hour starts in, in the zone `tz`, else by the hour's recorded offset. A year of
     hours comes back as a few hundred rows. With `tz`, `last` is [epoch, value, offset] of the
     last reading (days are then built from the hours)."""
     if tz is None:  # a recorded offset is at most 18 hours; integer arithmetic is the cheapest
@@ -231,28 +234,45 @@ async def hourly_rollups_by_day(
     else:
         utc_from = datetime.combine(first, time(), ZoneInfo(tz))
         utc_to = datetime.combine(end, time(), ZoneInfo(tz))
-        day_number = "((hour AT TIME ZONE $8::text)::date - date '1970-01-01')"
+        day_number = "((hour AT TIME ZONE $11::text)::date - date '1970-01-01')"
         last = "max(ARRAY[extract(epoch FROM last_at)::float8, last_value, utc_offset_s::float8])"
+    ranks = [
+        (metric, ranked, position)
+        for metric, order in orders.items()
+        for position, ranked in enumerate(dict.fromkeys(order))
+    ]
     epoch_day = date(1970, 1, 1)
     params: list[Any] = [user_id, list(metrics), source, utc_from, utc_to]
-    params += [(first - epoch_day).days, (end - epoch_day).days] + ([tz] if tz else [])
+    params += [(first - epoch_day).days, (end - epoch_day).days]
+    params += [list(column) for column in zip(*ranks, strict=True)] if ranks else [[], [], []]
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""SELECT metric, source, date '1970-01-01' + day_number::int AS day,
-                   bit_or(1::int8 << (18 + (epoch - day_number * 86400) / 3600)::int) AS mask,
                    sum(samples)::int AS samples, sum(total) AS total,
                    sum(raw_total) AS raw_total, min(minimum) AS minimum,
-                   max(maximum) AS maximum, max(last_at) AS last_at, {last} AS last
+                   max(maximum) AS maximum, max(last_at) AS last_at, {last} AS last,
+                   count(*) FILTER (WHERE best)::int AS hours,
+                   coalesce(sum(samples) FILTER (WHERE best), 0)::int AS share_samples,
+                   coalesce(sum(total) FILTER (WHERE best), 0) AS share_total,
+                   coalesce(sum(raw_total) FILTER (WHERE best), 0) AS share_raw_total
             FROM (
-                SELECT metric COLLATE "C" AS metric, source COLLATE "C" AS source, samples,
-                       total, raw_total, minimum, maximum, last_value, last_at, utc_offset_s,
-                       date_part('epoch', hour)::int8 AS epoch, {day_number} AS day_number
-                FROM normalizer.hourly_rollups_v1
-                WHERE user_id = $1 AND metric = ANY($2::text[])
-                  AND ($3::text IS NULL OR source = $3) AND hour >= $4 AND hour < $5
-            ) AS h
-            WHERE day_number >= $6 AND day_number < $7
+                SELECT h.*, row_number() OVER (
+                           PARTITION BY h.metric, h.day_number, h.hour
+                           ORDER BY coalesce(o.position, 2147483647), h.source) = 1 AS best
+                FROM (
+                    SELECT metric COLLATE "C" AS metric, source COLLATE "C" AS source, hour,
+                           samples, total, raw_total, minimum, maximum, last_value, last_at,
+                           utc_offset_s, {day_number} AS day_number
+                    FROM normalizer.hourly_rollups_v1
+                    WHERE user_id = $1 AND metric = ANY($2::text[])
+                      AND ($3::text IS NULL OR source = $3) AND hour >= $4 AND hour < $5
+                ) AS h
+                LEFT JOIN unnest($8::text[], $9::text[], $10::int[]) AS o(metric, source, position)
+                       ON o.metric = h.metric AND o.source = h.source
+                WHERE h.day_number >= $6 AND h.day_number < $7
+            ) AS ranked
             GROUP BY metric, source, day_number""",
         *params,
+        *([tz] if tz else []),
     )
     return rows
 

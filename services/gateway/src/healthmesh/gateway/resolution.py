@@ -20,7 +20,7 @@ series, daily summary, explanations) answers alike:
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from healthmesh.common.vocabulary import Aggregation, MetricDef, metric_def
@@ -81,26 +81,19 @@ def merge_cells(cells: Iterable[Cell]) -> Cell:
 
 
 @dataclass(frozen=True)
-class HourRollups:
-    """One source's hour rollups within one local day, as parallel sequences in hour order
-    (compact: a year of hourly data is 8,760 hours a source)."""
+class HourShare:
+    """One source's hour rollups within one local day: what they all add up to (whether they can
+    stand in for its day), and its share when each UTC hour of the day goes to the best-ranked
+    source with data in that hour (worked out in SQL: `db.hourly_rollups_by_day`)."""
 
-    starts: Sequence[datetime]
-    """Each rollup's UTC hour."""
-    totals: Sequence[float]
-    raw_totals: Sequence[float]
-    samples: Sequence[int]
-
-
-def hour_rollups(hours: Iterable[tuple[datetime, Cell]]) -> HourRollups:
-    """One source's hour cells of a day as `HourRollups`."""
-    ordered = sorted(hours, key=lambda h: h[0])
-    return HourRollups(
-        starts=[h for h, _ in ordered],
-        totals=[c.total for _, c in ordered],
-        raw_totals=[c.raw_total for _, c in ordered],
-        samples=[c.samples for _, c in ordered],
-    )
+    total: float
+    raw_total: float
+    hours: int = 0
+    """The hours it answers."""
+    samples: int = 0
+    """Readings in those hours."""
+    share_total: float = 0.0
+    share_raw_total: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -127,7 +120,7 @@ def preference_for(preferences: Mapping[str, Any], metric: str) -> Preference:
 
 def rank(priority: Sequence[str], present: Iterable[str]) -> list[str]:
     """The sources with data in the window, best first: the user's order, then the sources the
-    user never ranked, by name."""
+    user never ranked, by name (`db.hourly_rollups_by_day` ranks each hour's sources alike)."""
     have = set(present)
     ranked = [s for s in dict.fromkeys(priority) if s in have]
     return ranked + sorted(have - set(ranked))
@@ -215,45 +208,14 @@ def resolve_bucket(
     return None
 
 
-def fully_hourly(
-    aggregation: Aggregation, day: Cell, hour_total: float, hour_raw_total: float
-) -> bool:
-    """Whether one source's hour rollups (adding up to `hour_total` / `hour_raw_total`) add up
-    to its day rollup within 0.5%: then none of its samples that day were longer than an hour
-    and the hours can stand in for the day."""
+def fully_hourly(aggregation: Aggregation, day: Cell, hours: HourShare) -> bool:
+    """Whether one source's hour rollups add up to its day rollup within 0.5%: then none of its
+    samples that day were longer than an hour and the hours can stand in for the day."""
     if aggregation == "sum":
-        measure, whole = hour_total, day.total
+        measure, whole = hours.total, day.total
     else:
-        measure, whole = hour_raw_total, day.raw_total
+        measure, whole = hours.raw_total, day.raw_total
     return abs(measure - whole) <= HOURLY_TOLERANCE * abs(whole)
-
-
-@dataclass(frozen=True)
-class HourCoverage:
-    """Which hours of a local day one source has rollups for (bit i: the i-th UTC hour from
-    some origin shared by the day's sources), and what they add up to."""
-
-    mask: int
-    total: float
-    raw_total: float
-
-
-def needs_hours(
-    metric: MetricDef, day: Mapping[str, Cell], coverage: Mapping[str, HourCoverage]
-) -> bool:
-    """Whether resolving a day per hour could differ from giving it whole to one source
-    (`resolve_day` then needs the day's `HourRollups`): several sources, each fully hourly,
-    not all covering the same hours. Lets a reader skip the hours of most days."""
-    if not (metric.aggregation in ("sum", "mean") and metric.day_of == "start" and len(day) > 1):
-        return False
-    empty = HourCoverage(0, 0.0, 0.0)
-    covered = [coverage.get(s, empty) for s in day]
-    if not all(
-        fully_hourly(metric.aggregation, day[s], c.total, c.raw_total)
-        for s, c in zip(day, covered, strict=True)
-    ):
-        return False
-    return len({c.mask for c in covered}) > 1
 
 
 def resolve_day(
@@ -261,51 +223,33 @@ def resolve_day(
     ranked: Sequence[str],
     fallback: bool,
     day: Mapping[str, Cell],
-    hours: Mapping[str, HourRollups],
+    hours: Mapping[str, HourShare],
 ) -> Resolved | None:
     """One local day: per UTC hour when the sources allow it (see the module's rules), else the
     whole day from one source. `day` maps source -> its day rollup; `hours` maps source -> its
-    hour rollups of that local day."""
+    hour rollups of that local day, summed, with its share of the hours."""
     aggregation = metric.aggregation
     candidates = [s for s in ranked if s in day]
+    none = HourShare(0.0, 0.0)
     hourly = (
         fallback
         and aggregation in ("sum", "mean")
         and metric.day_of == "start"
         and len(candidates) > 1
-        and all(
-            fully_hourly(aggregation, day[s], sum(h.totals), sum(h.raw_totals))
-            if (h := hours.get(s))
-            else fully_hourly(aggregation, day[s], 0.0, 0.0)
-            for s in candidates
-        )
+        and all(fully_hourly(aggregation, day[s], hours.get(s, none)) for s in candidates)
     )
-    if not hourly:
-        return resolve_bucket(aggregation, ranked, fallback, day)
-    # Each hour goes to the best-ranked source with data in it: each source in rank order takes
-    # the hours no better source had.
-    covered: set[datetime] = set()
-    picked: dict[str, list[int]] = {}
-    for source in candidates:
-        if source not in hours:
-            continue
-        starts = hours[source].starts
-        free = [i for i, start in enumerate(starts) if start not in covered]
-        if free:
-            picked[source] = free
-            covered.update(starts[i] for i in free)
+    picked = [s for s in candidates if hours.get(s, none).hours] if hourly else []
     if len(picked) <= 1:
-        # One source answered every hour: its day rollup is the exact answer.
+        # Not per hour, or one source answered every hour: a day rollup is the exact answer.
         return resolve_bucket(aggregation, ranked, fallback, {s: day[s] for s in picked} or day)
     contributions = []
-    for source, free in picked.items():
-        h = hours[source]
-        samples = sum(h.samples[i] for i in free)
+    for source in picked:
+        share = hours[source]
         if aggregation == "sum":
-            value = sum(h.totals[i] for i in free)
+            value = share.share_total
         else:
-            value = sum(h.raw_totals[i] for i in free) / samples if samples else 0.0
-        contributions.append(Contribution(source, value, samples, hours=len(free)))
+            value = share.share_raw_total / share.samples if share.samples else 0.0
+        contributions.append(Contribution(source, value, share.samples, hours=share.hours))
     samples = sum(c.samples for c in contributions)
     if aggregation == "sum":
         value = sum(c.value for c in contributions)
@@ -377,37 +321,15 @@ def combine_days(aggregation: Aggregation, days: Sequence[Resolved]) -> Resolved
     )
 
 
-def local_day(moment: datetime, tz: tzinfo | None, utc_offset_s: int) -> date:
-    """The local date of an instant: in the zone when given, else by the recorded offset."""
-    if tz is not None:
-        return moment.astimezone(tz).date()
-    return (moment + timedelta(seconds=utc_offset_s)).date()
-
-
-def hours_by_day(
-    hours: Iterable[tuple[datetime, Cell]], tz: tzinfo | None
-) -> dict[date, dict[str, HourRollups]]:
-    """Hour rollups grouped by the local day their hour starts in (the zone, else each hour's
-    recorded offset), then by source."""
-    grouped: dict[date, dict[str, list[tuple[datetime, Cell]]]] = {}
-    for hour, cell in hours:
-        day = local_day(hour, tz, cell.utc_offset_s)
-        grouped.setdefault(day, {}).setdefault(cell.source, []).append((hour, cell))
-    return {
-        day: {source: hour_rollups(cells) for source, cells in by_source.items()}
-        for day, by_source in grouped.items()
-    }
-
-
 def resolve_days(
     metric: MetricDef,
     preference: Preference,
     days: Mapping[date, Mapping[str, Cell]],
-    hours: Mapping[date, Mapping[str, HourRollups]],
+    hours: Mapping[date, Mapping[str, HourShare]],
 ) -> dict[date, Resolved]:
     """Every local day of a window resolved, ranking the sources with data in the window. `days`
-    maps day -> source -> day rollup; `hours` day -> source -> its hour rollups that day (only
-    needed for days where several sources have data)."""
+    maps day -> source -> day rollup; `hours` day -> source -> its hours that day (only needed
+    for days where several sources have data)."""
     ranked = rank(preference.sources, {s for cells in days.values() for s in cells})
     resolved = {}
     for day in sorted(days):

@@ -19,14 +19,7 @@ import asyncpg
 from healthmesh.common.vocabulary import MetricDef
 from healthmesh.gateway import db
 from healthmesh.gateway.metrics import Window
-from healthmesh.gateway.resolution import (
-    Cell,
-    HourCoverage,
-    HourRollups,
-    hours_by_day,
-    merge_cells,
-    needs_hours,
-)
+from healthmesh.gateway.resolution import Cell, HourShare, Preference, merge_cells
 
 _MAX_OFFSET = timedelta(hours=18)
 """The largest UTC offset a sample may record: a local day's hours lie within this of it."""
@@ -38,10 +31,10 @@ Hours = dict[datetime, dict[str, Cell]]
 @dataclass
 class DayCells:
     """One metric's cells in a window: local day -> source -> day cell, and local day -> source
-    -> its hour rollups that day (hours only where resolution may need them)."""
+    -> its hours that day (only where resolution may fall back per hour)."""
 
     days: dict[date, dict[str, Cell]] = field(default_factory=dict)
-    hours: dict[date, dict[str, HourRollups]] = field(default_factory=dict)
+    hours: dict[date, dict[str, HourShare]] = field(default_factory=dict)
 
 
 def to_cell(row: Mapping[str, Any]) -> Cell:
@@ -87,13 +80,19 @@ async def load_days(
     end: date,
     tz: str | None,
     source: str | None,
-    with_hours: bool,
+    preferences: Mapping[str, Preference] | None,
 ) -> dict[str, DayCells]:
-    """The caller's cells for `metrics` over local days `first` <= day < `end`, with one query
-    per rollup table for all metrics (plus the long samples with `tz`). `with_hours` (resolved
-    answers) adds the hour rollups of the days where falling back per hour could change the
-    answer (`resolution.needs_hours`); a second query fetches them, for those days only."""
+    """The caller's cells for `metrics` over local days `first` <= day < `end`: one query per
+    rollup table for all metrics (plus the long samples with `tz`). `preferences` (resolved
+    answers: metric -> the preference deciding it) adds, for the metrics that may fall back per
+    hour and have days with several sources, each source's hours per day and its share of them
+    under that preference's ranking, worked out by the database."""
     cells: dict[str, DayCells] = {m.metric: DayCells() for m in metrics}
+    shared = {
+        m.metric
+        for m in metrics
+        if preferences is not None and preferences[m.metric].fallback and _hourly_candidate(m)
+    }
     if tz is None:
         for row in await db.daily_rollups(
             conn,
@@ -104,25 +103,32 @@ async def load_days(
             source=source,
         ):
             cells[row["metric"]].days.setdefault(row["day"], {})[row["source"]] = to_cell(row)
-        hourly = [
-            m.metric
-            for m in metrics
-            if with_hours
-            and _hourly_candidate(m)
-            and any(len(day) > 1 for day in cells[m.metric].days.values())
-        ]
+        shared = {m for m in shared if any(len(day) > 1 for day in cells[m].days.values())}
+        hourly = list(shared)
     else:
         hourly = [m.metric for m in metrics if m.day_of == "start"]
-    coverage: dict[str, dict[date, dict[str, HourCoverage]]] = {}
     parts: dict[tuple[str, date, str], list[Cell]] = {}
     if hourly:
         for row in await db.hourly_rollups_by_day(
-            conn, user_id=user_id, metrics=hourly, tz=tz, first=first, end=end, source=source
+            conn,
+            user_id=user_id,
+            metrics=hourly,
+            orders={m: preferences[m].sources for m in shared} if preferences else {},
+            tz=tz,
+            first=first,
+            end=end,
+            source=source,
         ):
             metric, day, src = row["metric"], row["day"], row["source"]
-            coverage.setdefault(metric, {}).setdefault(day, {})[src] = HourCoverage(
-                row["mask"], row["total"], row["raw_total"]
-            )
+            if metric in shared:
+                cells[metric].hours.setdefault(day, {})[src] = HourShare(
+                    total=row["total"],
+                    raw_total=row["raw_total"],
+                    hours=row["hours"],
+                    samples=row["share_samples"],
+                    share_total=row["share_total"],
+                    share_raw_total=row["share_raw_total"],
+                )
             if tz is not None:
                 _, last_value, offset = row["last"]
                 hours = {**row, "last_value": last_value, "utc_offset_s": int(offset)}
@@ -142,50 +148,7 @@ async def load_days(
             parts.setdefault(key, []).append(to_cell(row))
         for (metric, day, src), day_parts in parts.items():
             cells[metric].days.setdefault(day, {})[src] = merge_cells(day_parts)
-    if with_hours:
-        definitions = {m.metric: m for m in metrics}
-        needed = {
-            metric: wanted
-            for metric, days in coverage.items()
-            if (
-                wanted := {
-                    day
-                    for day, by_source in days.items()
-                    if needs_hours(definitions[metric], cells[metric].days.get(day, {}), by_source)
-                }
-            )
-        }
-        if needed:
-            await _load_hours_of(conn, user_id, needed, tz, source, cells)
     return cells
-
-
-async def _load_hours_of(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    user_id: UUID,
-    needed: dict[str, set[date]],
-    tz: str | None,
-    source: str | None,
-    cells: dict[str, DayCells],
-) -> None:
-    """The hour rollups of the given metrics' days, into `cells`."""
-    days = [day for wanted in needed.values() for day in wanted]
-    rows = await db.hourly_rollups(
-        conn,
-        user_id=user_id,
-        metrics=list(needed),
-        utc_from=datetime.combine(min(days), time(), UTC) - _MAX_OFFSET,
-        utc_to=datetime.combine(max(days) + timedelta(days=1), time(), UTC) + _MAX_OFFSET,
-        source=source,
-    )
-    by_metric: dict[str, list[tuple[datetime, Cell]]] = {}
-    for row in rows:
-        by_metric.setdefault(row["metric"], []).append((row["hour"], to_cell(row)))
-    zone = ZoneInfo(tz) if tz else None
-    for metric, hours in by_metric.items():
-        for day, by_source in hours_by_day(hours, zone).items():
-            if day in needed[metric]:
-                cells[metric].hours[day] = by_source
 
 
 async def load_hours(

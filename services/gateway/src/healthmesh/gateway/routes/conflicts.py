@@ -76,7 +76,7 @@ async def list_conflicts(
         end=last + timedelta(days=1),
         tz=None,
         source=None,
-        with_hours=False,
+        preferences=None,
     )
     days: dict[tuple[date, str], list[SourceValue]] = {}
     for definition in definitions:

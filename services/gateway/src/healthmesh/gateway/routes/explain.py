@@ -187,7 +187,7 @@ async def explain(
             end=day + timedelta(days=1),
             tz=tz,
             source=None,
-            with_hours=True,
+            preferences={metric: preference},
         )
     )[metric]
     resolved = resolve_days(definition, preference, cells.days, cells.hours).get(day)

@@ -94,7 +94,7 @@ async def metric_values(
             end=last,
             tz=tz,
             source=one_source,
-            with_hours=preference is not None and preference.fallback,
+            preferences={metric: preference} if preference else None,
         )
         points = _day_points(definition, cells[metric], preference, resolution, the_zone)
     answer: dict[str, Any] = {

@@ -12,7 +12,7 @@ from healthmesh.common.vocabulary import METRICS
 from healthmesh.gateway import rollups
 from healthmesh.gateway.deps import CallerPreferences, CurrentUser, Db
 from healthmesh.gateway.metrics import parse_bound, window, zone
-from healthmesh.gateway.resolution import preference_for, resolve_days
+from healthmesh.gateway.resolution import Preference, preference_for, resolve_days
 
 router = APIRouter(tags=["metrics"])
 
@@ -21,7 +21,7 @@ MAX_DAYS = 366
 
 
 def summary_days(
-    cells: dict[str, rollups.DayCells], preferences: dict[str, Any]
+    cells: dict[str, rollups.DayCells], preferences: dict[str, Preference]
 ) -> list[dict[str, Any]]:
     """Days with any data, in date order; in each, every category (empty when it has no data)
     with its metrics in vocabulary order, each `{"value", "unit", "source", "fallback"}` plus
@@ -30,10 +30,7 @@ def summary_days(
     for definition in METRICS.values():
         metric_cells = cells[definition.metric]
         resolved = resolve_days(
-            definition,
-            preference_for(preferences, definition.metric),
-            metric_cells.days,
-            metric_cells.hours,
+            definition, preferences[definition.metric], metric_cells.days, metric_cells.hours
         )
         for day, answer in resolved.items():
             entry = days.setdefault(day, {category: {} for category in CATEGORIES})
@@ -80,7 +77,8 @@ async def daily_summary(
     first, last = rollups.day_bounds(span, the_zone)
     if (last - first).days > MAX_DAYS:
         raise ApiError(422, "invalid_request", f"a summary covers at most {MAX_DAYS} days")
-    preferences = await preferences_of()
+    chosen = await preferences_of()
+    preferences = {metric: preference_for(chosen, metric) for metric in METRICS}
     cells = await rollups.load_days(
         pool,
         user_id=caller.user_id,
@@ -89,7 +87,7 @@ async def daily_summary(
         end=last,
         tz=tz,
         source=None,
-        with_hours=True,
+        preferences=preferences,
     )
     content = json.dumps({"days": summary_days(cells, preferences)}, separators=(",", ":")).encode()
     headers = {"ETag": etag_of(content), "Cache-Control": "private, no-cache"}
