@@ -252,6 +252,18 @@ async def test_rollups_use_each_samples_local_day_and_leave_out_implausible_valu
     assert flagged.startswith("implausible")
 
 
+async def test_a_sample_whose_offset_changes_leaves_its_old_local_day(pool: asyncpg.Pool) -> None:
+    # 04:30 UTC on Mar 2 is 23:30 on Mar 1 in New York (-05:00); the provider later corrects the
+    # offset to UTC, which puts the same sample (same natural key) on Mar 2.
+    user = uuid.uuid4()
+    walk = ("2024-03-02T04:30:00+00:00", "2024-03-02T04:40:00+00:00", 80, "W")
+    await handler(pool).handle([message(user, [steps(*walk, offset=-18000)])])
+    assert await daily(pool, user) == [("steps", "2024-03-01", 1, 80.0, 80.0, 1)]
+    await handler(pool).handle([message(user, [steps(*walk, offset=0)], offset=1)])
+    assert await daily(pool, user) == [("steps", "2024-03-02", 1, 80.0, 80.0, 1)]
+    assert await events(pool) == [("created", "steps", 1), ("updated", "steps", 2)]
+
+
 async def test_a_days_rollup_finds_samples_at_the_farthest_offsets_and_keeps_the_last(
     pool: asyncpg.Pool,
 ) -> None:
@@ -306,7 +318,7 @@ async def test_new_keys_are_copied_straight_in_and_stored_ones_are_upserted(
 
     first = [beat(0, 60), beat(1, 61)]
     async with pool.acquire() as conn, conn.transaction():
-        changed, _ = await db.upsert_samples(conn, first, RECORD_ID_SOURCES)
+        changed = (await db.upsert_samples(conn, first, RECORD_ID_SOURCES)).changed
     assert [(c.sample.value, c.revision, c.created) for c in changed] == [
         (60, 1, True),
         (61, 1, True),
@@ -322,7 +334,7 @@ async def test_new_keys_are_copied_straight_in_and_stored_ones_are_upserted(
         assert await conn.fetchval(
             "SELECT count(*) FROM normalizer.samples WHERE user_id = $1", user
         ) == 2  # fmt: skip
-        changed, _ = await db.upsert_samples(conn, later, RECORD_ID_SOURCES)
+        changed = (await db.upsert_samples(conn, later, RECORD_ID_SOURCES)).changed
     assert sorted((c.sample.value, c.revision, c.created) for c in changed) == [
         (62, 2, False),
         (63, 1, True),

@@ -3,7 +3,7 @@ the raw archive, import progress, and withdrawing samples."""
 
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, NamedTuple
@@ -34,17 +34,30 @@ COLUMNS = (
 _CHANGEABLE = ("value", "unit", "utc_offset_s", "device", "quality", "quality_reason", "details")
 
 _UPSERT = f"""
-INSERT INTO normalizer.samples AS s ({", ".join(COLUMNS)})
-SELECT {", ".join(COLUMNS)} FROM staging_samples
-ON CONFLICT (user_id, metric, source, start_at, end_at, source_record_id) DO UPDATE SET
-    {", ".join(f"{c} = EXCLUDED.{c}" for c in _CHANGEABLE)},
-    raw_event_id = EXCLUDED.raw_event_id,
-    revision = s.revision + 1,
-    updated_at = now()
-WHERE ({", ".join(f"s.{c}" for c in _CHANGEABLE)})
-      IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _CHANGEABLE)})
-RETURNING s.id, s.revision, (s.xmax = 0) AS inserted
+WITH moved AS MATERIALIZED (
+    SELECT s.id, s.utc_offset_s FROM staging_samples AS st
+    JOIN normalizer.samples AS s
+      ON (s.user_id, s.metric, s.source, s.start_at, s.end_at, s.source_record_id)
+       = (st.user_id, st.metric, st.source, st.start_at, st.end_at, st.source_record_id)
+    WHERE s.utc_offset_s <> st.utc_offset_s
+), written AS (
+    INSERT INTO normalizer.samples AS s ({", ".join(COLUMNS)})
+    SELECT {", ".join(COLUMNS)} FROM staging_samples
+    ON CONFLICT (user_id, metric, source, start_at, end_at, source_record_id) DO UPDATE SET
+        {", ".join(f"{c} = EXCLUDED.{c}" for c in _CHANGEABLE)},
+        raw_event_id = EXCLUDED.raw_event_id,
+        revision = s.revision + 1,
+        updated_at = now()
+    WHERE ({", ".join(f"s.{c}" for c in _CHANGEABLE)})
+          IS DISTINCT FROM ({", ".join(f"EXCLUDED.{c}" for c in _CHANGEABLE)})
+    RETURNING s.id, s.revision, (s.xmax = 0) AS inserted
+)
+SELECT w.id, w.revision, w.inserted, m.utc_offset_s AS old_offset
+FROM written AS w LEFT JOIN moved AS m ON m.id = w.id
 """
+"""Upsert on the natural key. Every part of a statement sees the table as it was, so `moved`
+gives the offset a sample had before this write when the write changes it: the sample then
+left a local day, whose rollup must be recomputed too."""
 
 
 _SUPERSEDED = f"""
@@ -65,6 +78,16 @@ class ImportBatch:
     records_imported: int
     records_rejected: int
     errors: list[dict[str, str]]
+
+
+class Upserted(NamedTuple):
+    changed: list["ChangedSample"]
+    """Samples the write really created or changed."""
+    superseded: list["ChangedSample"]
+    """Older samples of the same records with other times, withdrawn (record-id sources)."""
+    moved: list[Sample]
+    """Changed samples as they were before, where their UTC offset changed (so their old local
+    day changed too): for the rollups only, nothing to announce."""
 
 
 class ChangedSample(NamedTuple):
@@ -97,16 +120,17 @@ record: Callable[[Sample], tuple[Any, ...]] = attrgetter(
 
 async def upsert_samples(
     conn: asyncpg.Connection, samples: list[Sample], record_id_sources: frozenset[str]
-) -> tuple[list[ChangedSample], list[ChangedSample]]:
-    """Upsert inside the caller's transaction; return the samples that really changed, and
-    those they superseded: for sources in `record_id_sources` a record id names one record, so
-    an older sample of the same record with other times (an edited bedtime) is withdrawn.
+) -> Upserted:
+    """Upsert inside the caller's transaction; return the samples that really changed, those
+    they superseded (for sources in `record_id_sources` a record id names one record, so an
+    older sample of the same record with other times, an edited bedtime, is withdrawn) and the
+    earlier versions of those whose offset changed.
 
     Samples whose natural key is not stored yet (most of them: new days) are COPY'd straight
     into the table, which costs half of staging them and upserting; the rest are staged and
     upserted on the natural key. Either way a replay changes nothing."""
     if not samples:
-        return [], []
+        return Upserted([], [], [])
     unique: dict[object, Sample] = {}  # one key once per statement; the last one wins
     for sample in samples:
         per_record = sample.source in record_id_sources and sample.source_record_id
@@ -116,8 +140,8 @@ async def upsert_samples(
     created = await insert_new(conn, new)
     if created is None:  # a concurrent writer stored some of these keys meanwhile
         created, staged = [], staged + new
-    changed, superseded = await _upsert_staged(conn, staged, record_id_sources)
-    return created + changed, superseded
+    upserted = await _upsert_staged(conn, staged, record_id_sources)
+    return upserted._replace(changed=created + upserted.changed)
 
 
 # Lateral, with OFFSET 0 so the planner cannot flatten it into a join: as a plain join it chose
@@ -185,9 +209,9 @@ async def insert_new(conn: asyncpg.Connection, samples: list[Sample]) -> list[Ch
 
 async def _upsert_staged(
     conn: asyncpg.Connection, samples: list[Sample], record_id_sources: frozenset[str]
-) -> tuple[list[ChangedSample], list[ChangedSample]]:
+) -> Upserted:
     if not samples:
-        return [], []
+        return Upserted([], [], [])
     by_id = {sample.id: sample for sample in samples}
     await conn.execute(
         "CREATE TEMP TABLE IF NOT EXISTS staging_samples "
@@ -200,7 +224,12 @@ async def _upsert_staged(
     superseded = await conn.fetch(_SUPERSEDED, list(record_id_sources)) if rows else []
     # What was written is what was staged: only id, revision and inserted come back.
     changed = [ChangedSample(by_id[r["id"]], r["revision"], r["inserted"]) for r in rows]
-    return changed, [_changed(r) for r in superseded]
+    moved = [
+        replace(by_id[r["id"]], utc_offset_s=r["old_offset"])
+        for r in rows
+        if r["old_offset"] is not None
+    ]
+    return Upserted(changed, [_changed(r) for r in superseded], moved)
 
 
 def _changed(r: asyncpg.Record) -> ChangedSample:

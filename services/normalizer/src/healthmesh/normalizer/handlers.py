@@ -212,8 +212,8 @@ async def store(
 ) -> list[db.ChangedSample]:
     """Upsert samples, refresh their rollups and announce each real change (in the caller's
     transaction); `traces` maps raw event ids to the trace their events continue."""
-    changed, superseded = await db.upsert_samples(conn, samples, RECORD_ID_SOURCES)
-    await rollups.refresh(conn, [c.sample for c in changed + superseded])
+    changed, superseded, moved = await db.upsert_samples(conn, samples, RECORD_ID_SOURCES)
+    await rollups.refresh(conn, [c.sample for c in changed + superseded] + moved)
     await outbox.add(
         conn,
         announcements(
