@@ -326,6 +326,10 @@ async def _delete_override(client: httpx.AsyncClient, w: World) -> httpx.Respons
     return await client.delete("/v1/preferences/overrides/steps", headers=w.b)
 
 
+async def _change_me(client: httpx.AsyncClient, w: World) -> httpx.Response:
+    return await client.patch("/v1/me", json={"timezone": "Asia/Tokyo"}, headers=w.b)
+
+
 # In order: B's own preset of A's preset's name is made after the delete attempt, and removed
 # again at the end (by the second DELETE, which must then succeed for B's own).
 WRITES: list[tuple[str, str, Write, int]] = [
@@ -345,6 +349,7 @@ WRITES: list[tuple[str, str, Write, int]] = [
     ("DELETE", "/v1/preferences/{category}", _delete_category, 204),
     ("PUT", "/v1/preferences/overrides/{metric}", _put_override, 200),
     ("DELETE", "/v1/preferences/overrides/{metric}", _delete_override, 204),
+    ("PATCH", "/v1/me", _change_me, 200),  # B's own profile
 ]
 
 
@@ -485,6 +490,7 @@ async def test_writes_with_anothers_token_touch_nothing_of_theirs(
     steps = await client.get("/v1/metrics/steps", params={"start": START, "end": END}, headers=a)
     assert sorted(p["value"] for p in steps.json()["points"]) == [13579, 24680]
     assert leaks(world, steps) != []  # the probe does see A's data where it belongs
+    assert (await client.get("/v1/me", headers=a)).json() == world.a_user
 
 
 async def test_preferences_through_the_gateway(client: httpx.AsyncClient, world: World) -> None:

@@ -48,6 +48,12 @@ async def me(client: httpx.AsyncClient, access_token: str) -> httpx.Response:
     return await client.get("/v1/me", headers={"Authorization": f"Bearer {access_token}"})
 
 
+async def change_me(client: httpx.AsyncClient, access_token: str, body: Any) -> httpx.Response:
+    return await client.patch(
+        "/v1/me", json=body, headers={"Authorization": f"Bearer {access_token}"}
+    )
+
+
 def error_code(response: httpx.Response) -> str:
     code: str = response.json()["error"]["code"]
     return code
@@ -225,6 +231,87 @@ async def test_me_for_a_token_of_a_user_that_does_not_exist_is_401(
     claims = access_claims(uuid4(), "ghost@example.com", issued_at=int(time.time()), ttl_s=900)
     response = await me(client, sign_access_token(keys.current, claims))
     assert response.status_code == 401
+
+
+async def test_patch_me_sets_the_callers_timezone_only(client: httpx.AsyncClient) -> None:
+    ada = await register(client)
+    await register(client, "bob@example.com")
+    ada_token = (await sign_in(client))["access_token"]
+    bob_token = (await sign_in(client, "bob@example.com"))["access_token"]
+
+    response = await change_me(client, ada_token, {"timezone": "Europe/Berlin"})
+    assert response.status_code == 200, response.text
+    expected = {"id": ada["id"], "email": EMAIL.lower(), "timezone": "Europe/Berlin"}
+    assert response.json() == expected
+    assert (await me(client, ada_token)).json() == expected
+    assert (await me(client, bob_token)).json()["timezone"] == "UTC"
+
+    assert (await change_me(client, ada_token, {"timezone": "UTC"})).status_code == 200
+    assert (await me(client, ada_token)).json()["timezone"] == "UTC"
+
+
+@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "America", "../etc/passwd", "", "x" * 300])
+async def test_patch_me_with_an_unknown_timezone_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, zone: str
+) -> None:
+    await register(client)
+    token = (await sign_in(client))["access_token"]
+    assert (await change_me(client, token, {"timezone": "Asia/Tokyo"})).status_code == 200
+
+    response = await change_me(client, token, {"timezone": zone})
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_timezone"
+    assert "unknown timezone" in response.json()["error"]["message"]
+    assert (await me(client, token)).json()["timezone"] == "Asia/Tokyo"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ({}, "timezone: Field required"),
+        ({"timezone": None}, "timezone: Input should be a valid string"),
+        ({"timezone": "Europe/Paris", "email": "x@example.com"}, "email: Extra inputs"),
+        ({"tz": "Europe/Paris"}, "tz: Extra inputs"),
+    ],
+)
+async def test_patch_me_with_a_missing_or_extra_field_is_422_and_changes_nothing(
+    client: httpx.AsyncClient, body: dict[str, Any], reason: str
+) -> None:
+    await register(client)
+    token = (await sign_in(client))["access_token"]
+    response = await change_me(client, token, body)
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_request"
+    assert reason in response.json()["error"]["message"]
+    assert (await me(client, token)).json()["timezone"] == "UTC"
+
+
+async def test_patch_me_without_a_token_is_401(client: httpx.AsyncClient) -> None:
+    response = await client.patch("/v1/me", json={})
+    assert response.status_code == 401
+    assert error_code(response) == "unauthorized"
+
+
+async def test_a_new_user_may_give_a_timezone(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/v1/users", json={"email": EMAIL, "password": PASSWORD, "timezone": "America/New_York"}
+    )
+    assert response.status_code == 201, response.text
+    assert set(response.json()) == {"id", "email"}
+    token = (await sign_in(client))["access_token"]
+    assert (await me(client, token)).json()["timezone"] == "America/New_York"
+
+
+async def test_a_new_user_with_an_unknown_timezone_is_422_and_not_created(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/v1/users", json={"email": EMAIL, "password": PASSWORD, "timezone": "Europe/Atlantis"}
+    )
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_timezone"
+    assert "'Europe/Atlantis'" in response.json()["error"]["message"]
+    await register(client)  # the address is still free
 
 
 async def test_jwks_shape(client: httpx.AsyncClient) -> None:

@@ -8,14 +8,17 @@ import asyncpg
 Executor: TypeAlias = "asyncpg.Pool | asyncpg.Connection"
 
 
-async def insert_user(db: Executor, user_id: UUID, email: str, password_hash: str) -> Any:
+async def insert_user(
+    db: Executor, user_id: UUID, email: str, password_hash: str, timezone: str
+) -> Any:
     """The new user's row, or None when the email is taken."""
     return await db.fetchrow(
-        "INSERT INTO auth.users (id, email, password_hash) VALUES ($1, $2, $3) "
+        "INSERT INTO auth.users (id, email, password_hash, timezone) VALUES ($1, $2, $3, $4) "
         "ON CONFLICT (email) DO NOTHING RETURNING id, email",
         user_id,
         email,
         password_hash,
+        timezone,
     )
 
 
@@ -27,6 +30,15 @@ async def user_by_email(db: Executor, email: str) -> Any:
 
 async def user_by_id(db: Executor, user_id: UUID) -> Any:
     return await db.fetchrow("SELECT id, email, timezone FROM auth.users WHERE id = $1", user_id)
+
+
+async def update_timezone(db: Executor, user_id: UUID, timezone: str) -> Any:
+    """The user's updated row (id, email, timezone), or None if the user no longer exists."""
+    return await db.fetchrow(
+        "UPDATE auth.users SET timezone = $2 WHERE id = $1 RETURNING id, email, timezone",
+        user_id,
+        timezone,
+    )
 
 
 async def update_password_hash(db: Executor, user_id: UUID, password_hash: str) -> None:

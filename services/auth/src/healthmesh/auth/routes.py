@@ -2,9 +2,10 @@
 
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Form, Response
-from pydantic import BaseModel, EmailStr
+from pydantic import BaseModel, ConfigDict, EmailStr
 
 from healthmesh.auth import db
 from healthmesh.auth.deps import AppSettings, CurrentCaller, Db, Hasher, Keys
@@ -18,6 +19,15 @@ router = APIRouter()
 class NewUser(BaseModel):
     email: EmailStr
     password: str
+    timezone: str = "UTC"
+
+
+class MeChange(BaseModel):
+    """The body of PATCH /v1/me: a misspelt field is refused rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    timezone: str
 
 
 class User(BaseModel):
@@ -42,14 +52,27 @@ class Jwks(BaseModel):
     keys: list[dict[str, Any]]
 
 
+def checked_timezone(name: str) -> str:
+    """An IANA zone name zoneinfo knows; the gateway's imports read the days of diary files in
+    it, so an unknown one must never be stored."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ApiError(
+            422, "invalid_timezone", f"unknown timezone {name!r}: expected an IANA name"
+        ) from None
+    return name
+
+
 @router.post("/v1/users", status_code=201)
 async def create_user(body: NewUser, pool: Db, passwords: Hasher) -> User:
-    """Register a user with an email address and a password."""
+    """Register a user with an email address, a password and optionally a timezone (else UTC)."""
     email = body.email.lower()
     problem = password_problem(email, body.password)
     if problem is not None:
         raise ApiError(422, "weak_password", problem)
-    row = await db.insert_user(pool, uuid4(), email, await passwords.hash(body.password))
+    timezone = checked_timezone(body.timezone)
+    row = await db.insert_user(pool, uuid4(), email, await passwords.hash(body.password), timezone)
     if row is None:
         raise ApiError(409, "email_taken", "an account with this email address already exists")
     return User(id=row["id"], email=row["email"])
@@ -93,6 +116,15 @@ async def issue_tokens(
 async def me(caller: CurrentCaller, pool: Db) -> Me:
     """The signed-in user."""
     row = await db.user_by_id(pool, caller.user_id)
+    if row is None:
+        raise ApiError(401, "unauthorized", "the token's user no longer exists")
+    return Me(id=row["id"], email=row["email"], timezone=row["timezone"])
+
+
+@router.patch("/v1/me")
+async def change_me(body: MeChange, caller: CurrentCaller, pool: Db) -> Me:
+    """Set the signed-in user's profile timezone (the default zone of diary imports)."""
+    row = await db.update_timezone(pool, caller.user_id, checked_timezone(body.timezone))
     if row is None:
         raise ApiError(401, "unauthorized", "the token's user no longer exists")
     return Me(id=row["id"], email=row["email"], timezone=row["timezone"])

@@ -10,7 +10,7 @@ router = APIRouter(tags=["identity"])
 
 @router.post("/v1/users", status_code=201)
 async def create_user(request: Request, http: Http, settings: SettingsDep) -> Response:
-    """Create a user: `{"email", "password"}`."""
+    """Create a user: `{"email", "password", "timezone"?}`."""
     return await forward(request, http, settings.auth_url, "/v1/users")
 
 
@@ -23,6 +23,12 @@ async def token(request: Request, http: Http, settings: SettingsDep) -> Response
 @router.get("/v1/me")
 async def me(request: Request, http: Http, settings: SettingsDep) -> Response:
     """The caller's account."""
+    return await forward(request, http, settings.auth_url, "/v1/me")
+
+
+@router.patch("/v1/me")
+async def change_me(request: Request, http: Http, settings: SettingsDep) -> Response:
+    """Change the caller's account: `{"timezone": "<IANA name>"}`."""
     return await forward(request, http, settings.auth_url, "/v1/me")
 
 
