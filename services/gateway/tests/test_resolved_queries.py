@@ -12,6 +12,8 @@ import asyncpg
 import httpx
 import pytest
 
+from healthmesh.normalizer.rollups import sum_up_hours
+
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("normalizer_tables")]
 
 CATEGORIES = ("activity", "sleep", "body", "heart", "recovery", "nutrition")
@@ -63,13 +65,21 @@ def row(
 
 
 async def insert(pool: asyncpg.Pool, table: str, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Rollup rows, then each day row's summary of its hours, as the normalizer keeps it."""
     key = "day" if table == "daily_rollups" else "hour"
+    rows = list(rows)
     await pool.executemany(
         f"""INSERT INTO normalizer.{table} (user_id, metric, source, {key}, samples, total,
                 raw_total, minimum, maximum, last_value, last_at, utc_offset_s, devices)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
-        list(rows),
+        rows,
     )
+    days = await pool.fetch(
+        "SELECT user_id, metric, source, day FROM normalizer.daily_rollups "
+        "WHERE user_id = ANY($1::uuid[])",
+        list({r[0] for r in rows}),
+    )
+    await sum_up_hours(pool, [tuple(d) for d in days])
 
 
 async def insert_sample(

@@ -252,6 +252,46 @@ async def test_rollups_use_each_samples_local_day_and_leave_out_implausible_valu
     assert flagged.startswith("implausible")
 
 
+async def test_a_day_rollup_sums_up_its_hours(pool: asyncpg.Pool) -> None:
+    # New York (-05:00) on Mar 1: 80 steps at 23:30 local (04:30 UTC on Mar 2, bit 18 + 28 = 46
+    # of the day Mar 1) and 20 at 00:10 local (05:10 UTC on Mar 1, bit 18 + 5 = 23); a walk
+    # longer than an hour (06:00-08:00 local) counts on the day but has no hour. Mar 2 local:
+    # 7 steps at 01:00 local (06:00 UTC on Mar 2, bit 18 + 6 = 24 of the day Mar 2).
+    user = uuid.uuid4()
+    ny = -18000
+    await handler(pool).handle(
+        [
+            message(
+                user,
+                [
+                    steps("2024-03-01T23:30:00-05:00", "2024-03-01T23:40:00-05:00", 80, "W", ny),
+                    steps("2024-03-01T00:10:00-05:00", "2024-03-01T00:20:00-05:00", 20, "W", ny),
+                    steps("2024-03-01T06:00:00-05:00", "2024-03-01T08:00:00-05:00", 500, "P", ny),
+                    steps("2024-03-02T01:00:00-05:00", "2024-03-02T01:05:00-05:00", 7, "W", ny),
+                ],
+            )
+        ]
+    )
+    rows = await pool.fetch(
+        """SELECT day::text, total, hour_mask, hours_samples, hours_total, hours_raw_total
+           FROM normalizer.daily_rollups_v1 WHERE user_id = $1 ORDER BY day""",
+        user,
+    )
+    assert [tuple(r) for r in rows] == [
+        ("2024-03-01", 600.0, (1 << 46) | (1 << 23), 2, 100.0, 100.0),
+        ("2024-03-02", 7.0, 1 << 24, 1, 7.0, 7.0),
+    ]
+    # The long walk's correction leaves the day's hours as they were.
+    walk = steps("2024-03-01T06:00:00-05:00", "2024-03-01T08:00:00-05:00", 400, "P", ny)
+    await handler(pool).handle([message(user, [walk], offset=1)])
+    first = await pool.fetchrow(
+        "SELECT total, hour_mask, hours_total FROM normalizer.daily_rollups_v1 "
+        "WHERE user_id = $1 AND day = '2024-03-01'",
+        user,
+    )
+    assert tuple(first) == (500.0, (1 << 46) | (1 << 23), 100.0)
+
+
 async def test_a_sample_whose_offset_changes_leaves_its_old_local_day(pool: asyncpg.Pool) -> None:
     # 04:30 UTC on Mar 2 is 23:30 on Mar 1 in New York (-05:00); the provider later corrects the
     # offset to UTC, which puts the same sample (same natural key) on Mar 2.

@@ -4,11 +4,10 @@ normalizer.import_progress_v1, normalizer.samples_v1, normalizer.daily_rollups_v
 hourly_rollups_v1, connectors.sync_status_v1). Every query filters by the caller's user id,
 except the expiry sweep's (marked below), maintenance over every user's uploads."""
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Sequence
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
-from zoneinfo import ZoneInfo
 
 import asyncpg
 
@@ -164,8 +163,19 @@ async def daily_rollups(
     source: str | None,
 ) -> list[asyncpg.Record]:
     """Each source's day rollups of `metrics` for the local days `first` <= day < `end` (local
-    by each sample's own offset; sleep by its end): one row per metric, day and source."""
-    return await _rollups(conn, "daily_rollups_v1", "day", user_id, metrics, first, end, source)
+    by each sample's own offset; sleep by its end): one row per metric, day and source, with
+    the summary of its hour rollups that day."""
+    return await _rollups(
+        conn,
+        "daily_rollups_v1",
+        "day",
+        user_id,
+        metrics,
+        first,
+        end,
+        source,
+        ", hour_mask, hours_samples, hours_total, hours_raw_total",
+    )
 
 
 async def hourly_rollups(
@@ -192,10 +202,11 @@ async def _rollups(
     start: date | datetime,
     end: date | datetime,
     source: str | None,
+    extra: str = "",
 ) -> list[asyncpg.Record]:
     """Rows of one of the normalizer's rollup views, `start` <= `key` < `end`."""
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"""SELECT metric, {key}, {_CELL_COLUMNS} FROM normalizer.{view}
+        f"""SELECT metric, {key}, {_CELL_COLUMNS}{extra} FROM normalizer.{view}
             WHERE user_id = $1 AND metric = ANY($2::text[]) AND {key} >= $3 AND {key} < $4
               AND ($5::text IS NULL OR source = $5)""",
         user_id,
@@ -212,67 +223,62 @@ async def hourly_rollups_by_day(
     *,
     user_id: UUID,
     metrics: Sequence[str],
-    orders: Mapping[str, Sequence[str]],
-    tz: str | None,
+    tz: str,
     first: date,
     end: date,
     source: str | None,
 ) -> list[asyncpg.Record]:
-    """Each source's hour rollups of `metrics` per local day (`first` <= day < `end`) in one
-    row: what they add up to, in the rollups' columns, and the source's share of the day when
-    each UTC hour goes to the best-ranked source with data in it: `hours` it answers, with their
-    `share_samples`, `share_total` and `share_raw_total`. Ranking as `resolution.rank`: the
-    metric's `orders` (the user's sources, best first), then the other sources by name. A day is
-    the one the hour starts in, in the zone `tz`, else by the hour's recorded offset. A year of
-    hours comes back as a few hundred rows. With `tz`, `last` is [epoch, value, offset] of the
-    last reading (days are then built from the hours)."""
-    if tz is None:  # a recorded offset is at most 18 hours; integer arithmetic is the cheapest
-        utc_from = datetime.combine(first, time(), UTC) - timedelta(hours=18)
-        utc_to = datetime.combine(end, time(), UTC) + timedelta(hours=18)
-        day_number = "(date_part('epoch', hour)::int8 + utc_offset_s) / 86400"
-        last = "NULL::float8[]"
-    else:
-        utc_from = datetime.combine(first, time(), ZoneInfo(tz))
-        utc_to = datetime.combine(end, time(), ZoneInfo(tz))
-        day_number = "((hour AT TIME ZONE $11::text)::date - date '1970-01-01')"
-        last = "max(ARRAY[extract(epoch FROM last_at)::float8, last_value, utc_offset_s::float8])"
-    ranks = [
-        (metric, ranked, position)
-        for metric, order in orders.items()
-        for position, ranked in enumerate(dict.fromkeys(order))
-    ]
-    epoch_day = date(1970, 1, 1)
-    params: list[Any] = [user_id, list(metrics), source, utc_from, utc_to]
-    params += [(first - epoch_day).days, (end - epoch_day).days]
-    params += [list(column) for column in zip(*ranks, strict=True)] if ranks else [[], [], []]
+    """Each source's hour rollups of `metrics` per local day in the zone `tz` (`first` <= day <
+    `end`, the day the hour starts in) in one row: what they add up to, in the rollups' columns,
+    `mask` (as a day rollup's `hour_mask`), and `last`, [epoch, value, offset] of the last
+    reading. What the day rollups sum up by each hour's recorded offset, rebuilt for a zone."""
+    params: list[Any] = [user_id, list(metrics), source, tz, first, end]
     rows: list[asyncpg.Record] = await conn.fetch(
-        f"""SELECT metric, source, date '1970-01-01' + day_number::int AS day,
-                   sum(samples)::int AS samples, sum(total) AS total,
-                   sum(raw_total) AS raw_total, min(minimum) AS minimum,
-                   max(maximum) AS maximum, max(last_at) AS last_at, {last} AS last,
-                   count(*) FILTER (WHERE best)::int AS hours,
-                   coalesce(sum(samples) FILTER (WHERE best), 0)::int AS share_samples,
-                   coalesce(sum(total) FILTER (WHERE best), 0) AS share_total,
-                   coalesce(sum(raw_total) FILTER (WHERE best), 0) AS share_raw_total
-            FROM (
-                SELECT h.*, row_number() OVER (
-                           PARTITION BY h.metric, h.day_number, h.hour
-                           ORDER BY coalesce(o.position, 2147483647), h.source) = 1 AS best
-                FROM (
-                    SELECT metric COLLATE "C" AS metric, source COLLATE "C" AS source, hour,
-                           samples, total, raw_total, minimum, maximum, last_value, last_at,
-                           utc_offset_s, {day_number} AS day_number
-                    FROM normalizer.hourly_rollups_v1
-                    WHERE user_id = $1 AND metric = ANY($2::text[])
-                      AND ($3::text IS NULL OR source = $3) AND hour >= $4 AND hour < $5
-                ) AS h
-                LEFT JOIN unnest($8::text[], $9::text[], $10::int[]) AS o(metric, source, position)
-                       ON o.metric = h.metric AND o.source = h.source
-                WHERE h.day_number >= $6 AND h.day_number < $7
-            ) AS ranked
-            GROUP BY metric, source, day_number""",
+        """SELECT metric, source, date '1970-01-01' + day_number::int AS day,
+                  bit_or(1::int8 << (18 + (epoch - day_number * 86400) / 3600)::int) AS mask,
+                  sum(samples)::int AS samples, sum(total) AS total,
+                  sum(raw_total) AS raw_total, min(minimum) AS minimum,
+                  max(maximum) AS maximum, max(last_at) AS last_at,
+                  max(ARRAY[extract(epoch FROM last_at)::float8, last_value,
+                            utc_offset_s::float8]) AS last
+           FROM (
+               SELECT metric COLLATE "C" AS metric, source COLLATE "C" AS source, samples,
+                      total, raw_total, minimum, maximum, last_value, last_at, utc_offset_s,
+                      date_part('epoch', hour)::int8 AS epoch,
+                      ((hour AT TIME ZONE $4::text)::date - date '1970-01-01') AS day_number
+               FROM normalizer.hourly_rollups_v1
+               WHERE user_id = $1 AND metric = ANY($2::text[])
+                 AND ($3::text IS NULL OR source = $3)
+                 AND hour >= ($5::date::timestamp AT TIME ZONE $4::text)
+                 AND hour < ($6::date::timestamp AT TIME ZONE $4::text)
+           ) AS h
+           GROUP BY metric, source, day_number""",
         *params,
-        *([tz] if tz else []),
+    )
+    return rows
+
+
+async def hour_cells(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    *,
+    user_id: UUID,
+    keys: Sequence[tuple[str, str, datetime]],
+) -> list[asyncpg.Record]:
+    """The caller's hour rollups of the given (metric, source, UTC hour) keys: one index lookup
+    each (the hours one source fills in for another on days that fall back per hour)."""
+    if not keys:
+        return []
+    metrics, sources, hours = (list(column) for column in zip(*keys, strict=True))
+    rows: list[asyncpg.Record] = await conn.fetch(
+        """SELECT h.metric, h.source, h.hour, h.samples, h.total, h.raw_total
+           FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS k(metric, source, hour)
+           JOIN normalizer.hourly_rollups_v1 AS h
+             ON h.user_id = $1 AND h.metric = k.metric AND h.source = k.source
+            AND h.hour = k.hour""",
+        user_id,
+        metrics,
+        sources,
+        hours,
     )
     return rows
 

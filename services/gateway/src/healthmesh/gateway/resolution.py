@@ -81,19 +81,25 @@ def merge_cells(cells: Iterable[Cell]) -> Cell:
 
 
 @dataclass(frozen=True)
-class HourShare:
-    """One source's hour rollups within one local day: what they all add up to (whether they can
-    stand in for its day), and its share when each UTC hour of the day goes to the best-ranked
-    source with data in that hour (worked out in SQL: `db.hourly_rollups_by_day`)."""
+class DayHours:
+    """One source's hour rollups on one local day, summed up (the day rollup's `hour_mask`,
+    `hours_samples`, `hours_total`, `hours_raw_total`)."""
 
+    mask: int
+    """Bit i: the UTC hour starting i - 18 hours after the local date's midnight read as UTC."""
+    samples: int
     total: float
     raw_total: float
-    hours: int = 0
-    """The hours it answers."""
-    samples: int = 0
-    """Readings in those hours."""
-    share_total: float = 0.0
-    share_raw_total: float = 0.0
+
+
+@dataclass(frozen=True)
+class HourShare:
+    """The hours of a day one source answers when the day falls back per hour, summed up."""
+
+    hours: int
+    samples: int
+    total: float
+    raw_total: float
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def preference_for(preferences: Mapping[str, Any], metric: str) -> Preference:
 
 def rank(priority: Sequence[str], present: Iterable[str]) -> list[str]:
     """The sources with data in the window, best first: the user's order, then the sources the
-    user never ranked, by name (`db.hourly_rollups_by_day` ranks each hour's sources alike)."""
+    user never ranked, by name."""
     have = set(present)
     ranked = [s for s in dict.fromkeys(priority) if s in have]
     return ranked + sorted(have - set(ranked))
@@ -208,7 +214,7 @@ def resolve_bucket(
     return None
 
 
-def fully_hourly(aggregation: Aggregation, day: Cell, hours: HourShare) -> bool:
+def fully_hourly(aggregation: Aggregation, day: Cell, hours: DayHours) -> bool:
     """Whether one source's hour rollups add up to its day rollup within 0.5%: then none of its
     samples that day were longer than an hour and the hours can stand in for the day."""
     if aggregation == "sum":
@@ -218,37 +224,60 @@ def fully_hourly(aggregation: Aggregation, day: Cell, hours: HourShare) -> bool:
     return abs(measure - whole) <= HOURLY_TOLERANCE * abs(whole)
 
 
+def split_hours(
+    metric: MetricDef,
+    ranked: Sequence[str],
+    fallback: bool,
+    day: Mapping[str, Cell],
+    hours: Mapping[str, DayHours],
+) -> dict[str, int] | None:
+    """The hours (as `DayHours.mask` bits) each source answers when the day falls back per UTC
+    hour, each hour going to the best-ranked source with data in it; None when the day goes
+    whole to one source (see the module's rules). `day` maps source -> its day rollup, `hours`
+    source -> its hours that day."""
+    candidates = [s for s in ranked if s in day]
+    none = DayHours(0, 0, 0.0, 0.0)
+    if not (
+        fallback
+        and metric.aggregation in ("sum", "mean")
+        and metric.day_of == "start"
+        and len(candidates) > 1
+        and all(fully_hourly(metric.aggregation, day[s], hours.get(s, none)) for s in candidates)
+    ):
+        return None
+    taken = 0
+    answered = {}
+    for source in candidates:
+        mask = hours.get(source, none).mask
+        if mine := mask & ~taken:
+            answered[source] = mine
+        taken |= mask
+    return answered
+
+
 def resolve_day(
     metric: MetricDef,
     ranked: Sequence[str],
     fallback: bool,
     day: Mapping[str, Cell],
-    hours: Mapping[str, HourShare],
+    shares: Mapping[str, HourShare] | None,
 ) -> Resolved | None:
-    """One local day: per UTC hour when the sources allow it (see the module's rules), else the
-    whole day from one source. `day` maps source -> its day rollup; `hours` maps source -> its
-    hour rollups of that local day, summed, with its share of the hours."""
+    """One local day: per UTC hour when `split_hours` split it (`shares`: source -> the hours it
+    answers, summed up, in rank order), else the whole day from one source. `day` maps source ->
+    its day rollup."""
     aggregation = metric.aggregation
-    candidates = [s for s in ranked if s in day]
-    none = HourShare(0.0, 0.0)
-    hourly = (
-        fallback
-        and aggregation in ("sum", "mean")
-        and metric.day_of == "start"
-        and len(candidates) > 1
-        and all(fully_hourly(aggregation, day[s], hours.get(s, none)) for s in candidates)
-    )
-    picked = [s for s in candidates if hours.get(s, none).hours] if hourly else []
+    picked = list(shares or {})
     if len(picked) <= 1:
         # Not per hour, or one source answered every hour: a day rollup is the exact answer.
         return resolve_bucket(aggregation, ranked, fallback, {s: day[s] for s in picked} or day)
+    assert shares is not None
     contributions = []
     for source in picked:
-        share = hours[source]
+        share = shares[source]
         if aggregation == "sum":
-            value = share.share_total
+            value = share.total
         else:
-            value = share.share_raw_total / share.samples if share.samples else 0.0
+            value = share.raw_total / share.samples if share.samples else 0.0
         contributions.append(Contribution(source, value, share.samples, hours=share.hours))
     samples = sum(c.samples for c in contributions)
     if aggregation == "sum":
@@ -321,19 +350,24 @@ def combine_days(aggregation: Aggregation, days: Sequence[Resolved]) -> Resolved
     )
 
 
+def window_ranking(preference: Preference, days: Mapping[date, Mapping[str, Cell]]) -> list[str]:
+    """The ranking a window's days are resolved by: the sources with data in any of them."""
+    return rank(preference.sources, {s for cells in days.values() for s in cells})
+
+
 def resolve_days(
     metric: MetricDef,
     preference: Preference,
     days: Mapping[date, Mapping[str, Cell]],
-    hours: Mapping[date, Mapping[str, HourShare]],
+    shares: Mapping[date, Mapping[str, HourShare]],
 ) -> dict[date, Resolved]:
     """Every local day of a window resolved, ranking the sources with data in the window. `days`
-    maps day -> source -> day rollup; `hours` day -> source -> its hours that day (only needed
-    for days where several sources have data)."""
-    ranked = rank(preference.sources, {s for cells in days.values() for s in cells})
+    maps day -> source -> day rollup; `shares` the days that fall back per hour -> source -> the
+    hours it answers (`split_hours`)."""
+    ranked = window_ranking(preference, days)
     resolved = {}
     for day in sorted(days):
-        answer = resolve_day(metric, ranked, preference.fallback, days[day], hours.get(day, {}))
+        answer = resolve_day(metric, ranked, preference.fallback, days[day], shares.get(day))
         if answer is not None:
             resolved[day] = answer
     return resolved

@@ -19,7 +19,15 @@ import asyncpg
 from healthmesh.common.vocabulary import MetricDef
 from healthmesh.gateway import db
 from healthmesh.gateway.metrics import Window
-from healthmesh.gateway.resolution import Cell, HourShare, Preference, merge_cells
+from healthmesh.gateway.resolution import (
+    Cell,
+    DayHours,
+    HourShare,
+    Preference,
+    merge_cells,
+    split_hours,
+    window_ranking,
+)
 
 _MAX_OFFSET = timedelta(hours=18)
 """The largest UTC offset a sample may record: a local day's hours lie within this of it."""
@@ -30,11 +38,11 @@ Hours = dict[datetime, dict[str, Cell]]
 
 @dataclass
 class DayCells:
-    """One metric's cells in a window: local day -> source -> day cell, and local day -> source
-    -> its hours that day (only where resolution may fall back per hour)."""
+    """One metric's cells in a window: local day -> source -> day cell, and for the days that
+    fall back per hour, local day -> source -> the hours it answers (resolved answers only)."""
 
     days: dict[date, dict[str, Cell]] = field(default_factory=dict)
-    hours: dict[date, dict[str, HourShare]] = field(default_factory=dict)
+    shares: dict[date, dict[str, HourShare]] = field(default_factory=dict)
 
 
 def to_cell(row: Mapping[str, Any]) -> Cell:
@@ -66,11 +74,6 @@ def day_bounds(span: Window, tz: tzinfo | None) -> tuple[date, date]:
     return first, last.date() if last.time() == time() else last.date() + timedelta(days=1)
 
 
-def _hourly_candidate(metric: MetricDef) -> bool:
-    """Metrics whose days may fall back per hour (resolution.resolve_day's rule)."""
-    return metric.aggregation in ("sum", "mean") and metric.day_of == "start"
-
-
 async def load_days(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
@@ -84,15 +87,11 @@ async def load_days(
 ) -> dict[str, DayCells]:
     """The caller's cells for `metrics` over local days `first` <= day < `end`: one query per
     rollup table for all metrics (plus the long samples with `tz`). `preferences` (resolved
-    answers: metric -> the preference deciding it) adds, for the metrics that may fall back per
-    hour and have days with several sources, each source's hours per day and its share of them
-    under that preference's ranking, worked out by the database."""
+    answers: metric -> the preference deciding it) adds the shares of the days that fall back
+    per hour (`resolution.split_hours`): a source answering all of its hours is summed up by its
+    day row, and only the hours a source fills in for a better one are read (`db.hour_cells`)."""
     cells: dict[str, DayCells] = {m.metric: DayCells() for m in metrics}
-    shared = {
-        m.metric
-        for m in metrics
-        if preferences is not None and preferences[m.metric].fallback and _hourly_candidate(m)
-    }
+    summaries: dict[str, dict[date, dict[str, DayHours]]] = {m.metric: {} for m in metrics}
     if tz is None:
         for row in await db.daily_rollups(
             conn,
@@ -102,53 +101,107 @@ async def load_days(
             end=end,
             source=source,
         ):
-            cells[row["metric"]].days.setdefault(row["day"], {})[row["source"]] = to_cell(row)
-        shared = {m for m in shared if any(len(day) > 1 for day in cells[m].days.values())}
-        hourly = list(shared)
-    else:
-        hourly = [m.metric for m in metrics if m.day_of == "start"]
-    parts: dict[tuple[str, date, str], list[Cell]] = {}
-    if hourly:
-        for row in await db.hourly_rollups_by_day(
-            conn,
-            user_id=user_id,
-            metrics=hourly,
-            orders={m: preferences[m].sources for m in shared} if preferences else {},
-            tz=tz,
-            first=first,
-            end=end,
-            source=source,
-        ):
             metric, day, src = row["metric"], row["day"], row["source"]
-            if metric in shared:
-                cells[metric].hours.setdefault(day, {})[src] = HourShare(
-                    total=row["total"],
-                    raw_total=row["raw_total"],
-                    hours=row["hours"],
-                    samples=row["share_samples"],
-                    share_total=row["share_total"],
-                    share_raw_total=row["share_raw_total"],
-                )
-            if tz is not None:
-                _, last_value, offset = row["last"]
-                hours = {**row, "last_value": last_value, "utc_offset_s": int(offset)}
-                parts[(metric, day, src)] = [to_cell(hours)]
-    if tz is not None:
-        for row in await db.long_samples_by_day(
-            conn,
-            user_id=user_id,
-            metrics=[m.metric for m in metrics],
-            by_end=[m.metric for m in metrics if m.day_of == "end"],
-            tz=tz,
-            first=first,
-            end=end,
-            source=source,
-        ):
-            key = (row["metric"], row["day"], row["source"])
-            parts.setdefault(key, []).append(to_cell(row))
-        for (metric, day, src), day_parts in parts.items():
-            cells[metric].days.setdefault(day, {})[src] = merge_cells(day_parts)
+            cells[metric].days.setdefault(day, {})[src] = to_cell(row)
+            summaries[metric].setdefault(day, {})[src] = DayHours(
+                row["hour_mask"], row["hours_samples"], row["hours_total"], row["hours_raw_total"]
+            )
+    else:
+        await _load_zoned_days(conn, user_id, metrics, first, end, tz, source, cells, summaries)
+    if preferences is not None:
+        await _load_shares(conn, user_id, metrics, preferences, cells, summaries)
     return cells
+
+
+async def _load_zoned_days(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    user_id: UUID,
+    metrics: Sequence[MetricDef],
+    first: date,
+    end: date,
+    tz: str,
+    source: str | None,
+    cells: dict[str, DayCells],
+    summaries: dict[str, dict[date, dict[str, DayHours]]],
+) -> None:
+    """Days in the zone `tz`, rebuilt from the hour rollups and the samples they leave out."""
+    parts: dict[tuple[str, date, str], list[Cell]] = {}
+    hourly = [m.metric for m in metrics if m.day_of == "start"]
+    for row in await db.hourly_rollups_by_day(
+        conn, user_id=user_id, metrics=hourly, tz=tz, first=first, end=end, source=source
+    ):
+        metric, day, src = row["metric"], row["day"], row["source"]
+        summaries[metric].setdefault(day, {})[src] = DayHours(
+            row["mask"], row["samples"], row["total"], row["raw_total"]
+        )
+        _, last_value, offset = row["last"]
+        parts[(metric, day, src)] = [
+            to_cell({**row, "last_value": last_value, "utc_offset_s": int(offset)})
+        ]
+    for row in await db.long_samples_by_day(
+        conn,
+        user_id=user_id,
+        metrics=[m.metric for m in metrics],
+        by_end=[m.metric for m in metrics if m.day_of == "end"],
+        tz=tz,
+        first=first,
+        end=end,
+        source=source,
+    ):
+        parts.setdefault((row["metric"], row["day"], row["source"]), []).append(to_cell(row))
+    for (metric, day, src), day_parts in parts.items():
+        cells[metric].days.setdefault(day, {})[src] = merge_cells(day_parts)
+
+
+async def _load_shares(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    user_id: UUID,
+    metrics: Sequence[MetricDef],
+    preferences: Mapping[str, Preference],
+    cells: dict[str, DayCells],
+    summaries: dict[str, dict[date, dict[str, DayHours]]],
+) -> None:
+    """`DayCells.shares` of the days that fall back per hour, under each metric's ranking."""
+    partial: list[tuple[str, date, str, int]] = []
+    for m in metrics:
+        preference, days = preferences[m.metric], cells[m.metric].days
+        ranked = window_ranking(preference, days)
+        for day, by_source in days.items():
+            if len(by_source) < 2:
+                continue
+            hours = summaries[m.metric].get(day, {})
+            answered = split_hours(m, ranked, preference.fallback, by_source, hours)
+            if not answered:
+                continue
+            shares = cells[m.metric].shares.setdefault(day, {})
+            for src, mine in answered.items():
+                whole = hours[src]
+                if mine == whole.mask:
+                    shares[src] = HourShare(
+                        mine.bit_count(), whole.samples, whole.total, whole.raw_total
+                    )
+                else:
+                    shares[src] = HourShare(mine.bit_count(), 0, 0.0, 0.0)
+                    partial.append((m.metric, day, src, mine))
+    if not partial:
+        return
+    keys: dict[tuple[str, str, datetime], tuple[str, date, str]] = {}
+    for metric, day, src, mine in partial:
+        midnight = datetime.combine(day, time(), UTC)
+        for bit in range(mine.bit_length()):
+            if mine >> bit & 1:
+                hour = midnight + timedelta(hours=bit) - _MAX_OFFSET
+                keys[(metric, src, hour)] = (metric, day, src)
+    for row in await db.hour_cells(conn, user_id=user_id, keys=list(keys)):
+        metric, day, src = keys[(row["metric"], row["source"], row["hour"])]
+        shares = cells[metric].shares[day]
+        share = shares[src]
+        shares[src] = HourShare(
+            share.hours,
+            share.samples + row["samples"],
+            share.total + row["total"],
+            share.raw_total + row["raw_total"],
+        )
 
 
 async def load_hours(

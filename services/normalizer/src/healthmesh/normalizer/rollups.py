@@ -230,18 +230,51 @@ HOURLY = Grain(
 )
 
 
+# A day row's summary of the hour rows on that local day (by each hour's recorded offset), after
+# both are recomputed: bit i of the mask is the hour starting i - 18 hours after the local date's
+# midnight read as UTC (migration 005).
+_DAY_HOURS = """UPDATE normalizer.daily_rollups AS r
+    SET hour_mask = h.mask, hours_samples = h.samples, hours_total = h.total,
+        hours_raw_total = h.raw_total
+    FROM unnest($1::uuid[], $2::text[], $3::text[], $4::date[]) AS k(user_id, metric, source, day)
+    CROSS JOIN LATERAL (
+        SELECT coalesce(bit_or(1::int8 << (18 + (date_part('epoch', x.hour)::int8
+                   - (k.day - date '1970-01-01') * 86400::int8) / 3600)::int), 0) AS mask,
+               coalesce(sum(x.samples), 0)::int AS samples, coalesce(sum(x.total), 0) AS total,
+               coalesce(sum(x.raw_total), 0) AS raw_total
+        FROM normalizer.hourly_rollups AS x
+        WHERE x.user_id = k.user_id AND x.metric = k.metric AND x.source = k.source
+          AND x.hour >= k.day::timestamp AT TIME ZONE 'UTC' - interval '18 hours'
+          AND x.hour < k.day::timestamp AT TIME ZONE 'UTC' + interval '42 hours'
+          AND (date_part('epoch', x.hour)::int8 + x.utc_offset_s) / 86400
+              = k.day - date '1970-01-01'
+        OFFSET 0) AS h
+    WHERE r.user_id = k.user_id AND r.metric = k.metric AND r.source = k.source
+      AND r.day = k.day"""
+
 _OVERLAPPING = frozenset(("sum", "session"))
 """Aggregations whose values add up over time, so two devices of a source recording the same
 time (steps from Watch and iPhone, a night from the Watch and a sleep app) would count twice."""
 
 
 async def refresh(conn: asyncpg.Connection, samples: Iterable[Sample]) -> None:
-    """Recompute the day and hour rollups these (changed or deleted) samples fall in."""
+    """Recompute the day and hour rollups these (changed or deleted) samples fall in, then the
+    days' summaries of their hours (for metrics counted by their start: sleep's days are those
+    it ends on, its hours where it starts)."""
     days, hours = rollup_keys(samples)
     if days:
         await _recompute(conn, DAILY, days)
     if hours:
         await _recompute(conn, HOURLY, hours)
+    await sum_up_hours(conn, [key[:4] for key in days if not key[4]])
+
+
+async def sum_up_hours(
+    conn: asyncpg.Connection | asyncpg.Pool, days: Sequence[tuple[UUID, str, str, date]]
+) -> None:
+    """Set these (user, metric, source, local day) rollups' summary of their hour rollups."""
+    if days:
+        await conn.execute(_DAY_HOURS, *[list(c) for c in zip(*days, strict=True)])
 
 
 async def _recompute(

@@ -190,7 +190,7 @@ async def explain(
             preferences={metric: preference},
         )
     )[metric]
-    resolved = resolve_days(definition, preference, cells.days, cells.hours).get(day)
+    resolved = resolve_days(definition, preference, cells.days, cells.shares).get(day)
     return explanation(
         definition,
         day,

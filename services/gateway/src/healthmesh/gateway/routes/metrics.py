@@ -121,7 +121,7 @@ def _day_points(
     """Resolved days (or, without a preference, every source's own days), as weeks or months
     when asked; in time order, then by source."""
     if preference is not None:
-        serieses = [resolve_days(metric, preference, cells.days, cells.hours)]
+        serieses = [resolve_days(metric, preference, cells.days, cells.shares)]
     else:
         by_source: dict[str, dict[date, Resolved]] = defaultdict(dict)
         for day, by in cells.days.items():

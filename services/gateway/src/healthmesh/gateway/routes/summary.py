@@ -30,7 +30,7 @@ def summary_days(
     for definition in METRICS.values():
         metric_cells = cells[definition.metric]
         resolved = resolve_days(
-            definition, preferences[definition.metric], metric_cells.days, metric_cells.hours
+            definition, preferences[definition.metric], metric_cells.days, metric_cells.shares
         )
         for day, answer in resolved.items():
             entry = days.setdefault(day, {category: {} for category in CATEGORIES})
