@@ -1,5 +1,5 @@
 """What the gateway's tests share: the real app over a fresh database, the broker and an upload
-store of its own; fakes of the services it calls (auth's JWKS, the preferences service); signed
+store of its own; fakes of what it calls (auth's JWKS, the preferences read model); signed
 tokens for two users; an import posted and its queued request awaited; the normalizer's tables,
 for tests that insert rows as the normalizer writes them; zip archives made on the spot."""
 
@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 import asyncpg
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -22,12 +22,16 @@ from healthmesh.common.db import apply_migrations, open_pool
 from healthmesh.common.topics import Topics
 from healthmesh.devstack.testing import collect, eventually
 from healthmesh.gateway.app import create_app
+from healthmesh.gateway.deps import caller_preferences
 from healthmesh.gateway.settings import Settings
 
 JWKS_URL = "http://auth.test/.well-known/jwks.json"
 PREFERENCES_URL = "http://preferences.test"
 NORMALIZER_MIGRATIONS = (
     Path(__file__).resolve().parents[2] / "normalizer/src/healthmesh/normalizer/migrations"
+)
+PREFERENCES_MIGRATIONS = (
+    Path(__file__).resolve().parents[2] / "preferences/src/healthmesh/preferences/migrations"
 )
 DEFAULT_ORDER: dict[str, list[str]] = {
     "activity": ["apple_health", "fitbit", "oura", "whoop", "withings", "strava", "csv"],
@@ -106,26 +110,36 @@ def preferences_by_token() -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-async def services_http(
-    signing_key: RSAKey,
-    default_preferences: dict[str, Any],
-    preferences_by_token: dict[str, dict[str, Any]],
-) -> AsyncIterator[httpx.AsyncClient]:
+async def services_http(signing_key: RSAKey) -> AsyncIterator[httpx.AsyncClient]:
     """The gateway's HTTP client to the other services, all fakes (httpx.MockTransport): auth's
-    JWKS, publishing `signing_key`, and the preferences service's `GET /v1/preferences`, answering
-    per caller. Anything else is 404."""
+    JWKS, publishing `signing_key`. Anything else is 404."""
     jwks = {"keys": [signing_key.as_dict(private=False)]}
 
     def answer(request: httpx.Request) -> httpx.Response:
         if str(request.url) == JWKS_URL:
             return httpx.Response(200, json=jwks)
-        if str(request.url) == f"{PREFERENCES_URL}/v1/preferences":
-            caller = request.headers.get("authorization", "")
-            return httpx.Response(200, json=preferences_by_token.get(caller, default_preferences))
         return httpx.Response(404)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         yield http
+
+
+@pytest.fixture
+def fake_preferences(
+    default_preferences: dict[str, Any], preferences_by_token: dict[str, dict[str, Any]]
+) -> Callable[[Request], Callable[[], Awaitable[dict[str, Any]]]]:
+    """Stands in for `deps.caller_preferences` (the preferences read model, tested on its own
+    in test_preferences_read_model.py): answers per caller, by the Authorization header."""
+
+    def of(request: Request) -> Callable[[], Awaitable[dict[str, Any]]]:
+        chosen = preferences_by_token.get(request.headers.get("authorization", ""))
+
+        async def answer() -> dict[str, Any]:
+            return chosen or default_preferences
+
+        return answer
+
+    return of
 
 
 # --- the app ----------------------------------------------------------------------------------
@@ -148,10 +162,16 @@ def settings(
 
 
 @pytest.fixture
-async def app(settings: Settings, services_http: httpx.AsyncClient) -> AsyncIterator[FastAPI]:
+async def app(
+    settings: Settings,
+    services_http: httpx.AsyncClient,
+    fake_preferences: Callable[[Request], Callable[[], Awaitable[dict[str, Any]]]],
+) -> AsyncIterator[FastAPI]:
     """The gateway with its lifespan running (its schema migrated, the broker and the outbox relay
-    started), verifying tokens and calling the other services through `services_http`."""
+    started), verifying tokens and calling the other services through `services_http`, reading
+    preferences from `fake_preferences`."""
     app = create_app(settings, verifier=JwksVerifier(services_http, JWKS_URL))
+    app.dependency_overrides[caller_preferences] = fake_preferences
     async with app.router.lifespan_context(app):
         await app.state.http.aclose()
         app.state.http = services_http

@@ -2,10 +2,8 @@ import pytest
 
 from healthmesh.preferences.priorities import (
     PreferenceError,
-    Priority,
     check_override,
     check_sources,
-    effective_priorities,
 )
 
 CAPABILITIES = {
@@ -84,16 +82,3 @@ def test_an_override_list_is_checked_like_a_category_list(sources: list[str], re
 def test_an_override_of_an_unknown_metric_is_refused() -> None:
     with pytest.raises(PreferenceError, match="unknown metric 'mood'"):
         check_override("mood", ["oura"], PROVIDES)
-
-
-def test_the_users_choice_wins_and_defaults_fill_the_rest() -> None:
-    defaults = {"sleep": Priority(["oura"], True), "body": Priority(["withings"], True)}
-    chosen = {"sleep": Priority(["withings", "oura"], False)}
-    assert effective_priorities(defaults, chosen) == {
-        "sleep": Priority(["withings", "oura"], False),
-        "body": Priority(["withings"], True),
-    }
-
-
-def test_a_stored_choice_for_a_category_without_default_is_not_shown() -> None:
-    assert effective_priorities({}, {"mood": Priority(["oura"], True)}) == {}

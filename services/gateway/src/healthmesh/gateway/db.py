@@ -1,8 +1,9 @@
 """The gateway's SQL: its own imports, csv_presets and uploads tables, and read-only queries on
 the read models other services publish (connectors.import_progress_v1,
 normalizer.import_progress_v1, normalizer.samples_v1, normalizer.daily_rollups_v1 and
-hourly_rollups_v1, connectors.sync_status_v1). Every query filters by the caller's user id,
-except the expiry sweep's (marked below), maintenance over every user's uploads."""
+hourly_rollups_v1, connectors.sync_status_v1, preferences.effective_v1). Every query filters by
+the caller's user id, except the expiry sweep's (marked below), maintenance over every user's
+uploads."""
 
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -146,6 +147,28 @@ async def raw_samples(
         limit,
     )
     return rows
+
+
+async def caller_preferences(pool: asyncpg.Pool, user_id: UUID) -> dict[str, Any]:
+    """The caller's preferences from the preferences service's read model
+    (`preferences.effective_v1`), in the shape of its `GET /v1/preferences`: categories
+    (sources, fallback, default) and overrides."""
+    rows = await pool.fetch(
+        "SELECT kind, name, sources, fallback, is_default FROM preferences.effective_v1($1)",
+        user_id,
+    )
+    return {
+        "categories": {
+            r["name"]: {
+                "sources": r["sources"],
+                "fallback": r["fallback"],
+                "default": r["is_default"],
+            }
+            for r in rows
+            if r["kind"] == "category"
+        },
+        "overrides": {r["name"]: r["sources"] for r in rows if r["kind"] == "override"},
+    }
 
 
 _CELL_COLUMNS = (

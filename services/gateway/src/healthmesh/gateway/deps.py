@@ -13,7 +13,7 @@ from healthmesh.common.access_tokens import Caller, InvalidToken, JwksVerifier
 from healthmesh.common.http import ApiError
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.topics import Topics
-from healthmesh.gateway.preference_client import fetch_preferences
+from healthmesh.gateway import db
 from healthmesh.gateway.settings import Settings
 
 
@@ -47,17 +47,6 @@ def _topics(request: Request) -> Topics:
     return Topics(_settings(request).topic_prefix)
 
 
-def _preferences(request: Request) -> Callable[[], Awaitable[dict[str, Any]]]:
-    """Asks the preferences service for the caller's preferences, with the caller's own token,
-    once called: a route asks only when its answer depends on them."""
-    return partial(
-        fetch_preferences,
-        _http(request),
-        _settings(request).preferences_url,
-        request.headers.get("authorization", ""),
-    )
-
-
 def bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
@@ -75,6 +64,14 @@ async def _current_user(request: Request) -> Caller:
         raise ApiError(503, "unavailable", "cannot reach the auth service's keys") from None
 
 
+def caller_preferences(
+    request: Request, caller: Annotated[Caller, Depends(_current_user)]
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Reads the caller's preferences once called (a route asks only when its answer depends on
+    them), from the preferences service's read model: a statement, not a call to the service."""
+    return partial(db.caller_preferences, _pool(request), caller.user_id)
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 Db = Annotated[asyncpg.Pool, Depends(_pool)]
 UploadWriters = Annotated[asyncpg.Pool, Depends(_upload_writers)]
@@ -82,4 +79,5 @@ Http = Annotated[httpx.AsyncClient, Depends(_http)]
 OutboxDep = Annotated[Outbox, Depends(_outbox)]
 TopicsDep = Annotated[Topics, Depends(_topics)]
 CurrentUser = Annotated[Caller, Depends(_current_user)]
-CallerPreferences = Annotated[Callable[[], Awaitable[dict[str, Any]]], Depends(_preferences)]
+CallerPreferences = Annotated[Callable[[], Awaitable[dict[str, Any]]], Depends(caller_preferences)]
+"""The caller's source preferences (`db.caller_preferences`, filtered by the caller's id)."""

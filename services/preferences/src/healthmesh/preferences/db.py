@@ -34,20 +34,14 @@ async def default_priorities(db: Executor) -> dict[str, Priority]:
     return {r["category"]: Priority(list(r["sources"]), r["fallback"]) for r in rows}
 
 
-async def user_priorities(db: Executor, user_id: UUID) -> dict[str, Priority]:
-    rows = await db.fetch(
-        "SELECT category, sources, fallback FROM preferences.user_priorities WHERE user_id = $1",
+async def effective(db: Executor, user_id: UUID) -> list[asyncpg.Record]:
+    """The user's effective preferences (migration 004's read model, the gateway reads it too):
+    rows of kind 'category' then 'override', each with its name, sources and fallback."""
+    rows: list[asyncpg.Record] = await db.fetch(
+        "SELECT kind, name, sources, fallback, is_default FROM preferences.effective_v1($1)",
         user_id,
     )
-    return {r["category"]: Priority(list(r["sources"]), r["fallback"]) for r in rows}
-
-
-async def user_overrides(db: Executor, user_id: UUID) -> dict[str, list[str]]:
-    rows = await db.fetch(
-        "SELECT metric, sources FROM preferences.user_overrides WHERE user_id = $1 ORDER BY metric",
-        user_id,
-    )
-    return {r["metric"]: list(r["sources"]) for r in rows}
+    return rows
 
 
 async def upsert_user_priority(

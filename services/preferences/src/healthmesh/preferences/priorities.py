@@ -75,10 +75,3 @@ def _check_list(sources: Sequence[str], known: Mapping[str, frozenset[str]]) -> 
         raise PreferenceError(
             f"unknown source {', '.join(unknown)}; known sources: {', '.join(sorted(known))}"
         )
-
-
-def effective_priorities(
-    defaults: Mapping[str, Priority], chosen: Mapping[str, Priority]
-) -> dict[str, Priority]:
-    """Every category with a default: the user's choice where there is one, else the default."""
-    return {category: chosen.get(category, default) for category, default in defaults.items()}

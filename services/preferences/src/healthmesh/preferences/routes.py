@@ -14,7 +14,6 @@ from healthmesh.preferences.priorities import (
     Priority,
     check_override,
     check_sources,
-    effective_priorities,
 )
 
 router = APIRouter(prefix="/v1/preferences")
@@ -65,16 +64,15 @@ async def _known_category(conn: db.Executor, category: str) -> Category:
 @router.get("")
 async def get_preferences(caller: CurrentCaller, pool: Db) -> Preferences:
     """The caller's source priority per category (their choice, else the default) and overrides."""
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        defaults = await db.default_priorities(conn)
-        chosen = await db.user_priorities(conn, caller.user_id)
-        overrides = await db.user_overrides(conn, caller.user_id)
+    rows = await db.effective(pool, caller.user_id)
     categories = {
-        category: EffectivePriority(
-            sources=priority.sources, fallback=priority.fallback, default=category not in chosen
+        r["name"]: EffectivePriority(
+            sources=r["sources"], fallback=r["fallback"], default=r["is_default"]
         )
-        for category, priority in effective_priorities(defaults, chosen).items()
+        for r in rows
+        if r["kind"] == "category"
     }
+    overrides = {r["name"]: list(r["sources"]) for r in rows if r["kind"] == "override"}
     return Preferences(categories=categories, overrides=overrides)
 
 
