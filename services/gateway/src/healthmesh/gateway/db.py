@@ -281,26 +281,31 @@ async def hourly_rollups_by_day(
     return rows
 
 
-async def hour_cells(
+async def hour_sums(
     conn: asyncpg.Connection | asyncpg.Pool,
     *,
     user_id: UUID,
-    keys: Sequence[tuple[str, str, datetime]],
+    keys: Sequence[tuple[str, str, date, int]],
 ) -> list[asyncpg.Record]:
-    """The caller's hour rollups of the given (metric, source, UTC hour) keys: one index lookup
-    each (the hours one source fills in for another on days that fall back per hour)."""
+    """What the caller's hour rollups of given hours add up to, per (metric, source, local day)
+    key, each hour given as POSIX seconds: one index lookup an hour (the hours one source fills
+    in for another on days that fall back per hour)."""
     if not keys:
         return []
-    metrics, sources, hours = (list(column) for column in zip(*keys, strict=True))
+    metrics, sources, days, hours = (list(column) for column in zip(*keys, strict=True))
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT h.metric, h.source, h.hour, h.samples, h.total, h.raw_total
-           FROM unnest($2::text[], $3::text[], $4::timestamptz[]) AS k(metric, source, hour)
+        """SELECT k.metric, k.source, k.day, sum(h.samples)::int AS samples,
+                  sum(h.total) AS total, sum(h.raw_total) AS raw_total
+           FROM unnest($2::text[], $3::text[], $4::date[], $5::int8[])
+                AS k(metric, source, day, epoch)
            JOIN normalizer.hourly_rollups_v1 AS h
              ON h.user_id = $1 AND h.metric = k.metric AND h.source = k.source
-            AND h.hour = k.hour""",
+            AND h.hour = to_timestamp(k.epoch)
+           GROUP BY k.metric, k.source, k.day""",
         user_id,
         metrics,
         sources,
+        days,
         hours,
     )
     return rows

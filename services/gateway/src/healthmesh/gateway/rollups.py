@@ -31,6 +31,8 @@ from healthmesh.gateway.resolution import (
 
 _MAX_OFFSET = timedelta(hours=18)
 """The largest UTC offset a sample may record: a local day's hours lie within this of it."""
+_MAX_OFFSET_S = 18 * 3600
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 Hours = dict[datetime, dict[str, Cell]]
 """UTC hour -> source -> that hour's cell (resolution=hour)."""
@@ -185,23 +187,17 @@ async def _load_shares(
                     partial.append((m.metric, day, src, mine))
     if not partial:
         return
-    keys: dict[tuple[str, str, datetime], tuple[str, date, str]] = {}
+    keys = []
     for metric, day, src, mine in partial:
-        midnight = datetime.combine(day, time(), UTC)
-        for bit in range(mine.bit_length()):
-            if mine >> bit & 1:
-                hour = midnight + timedelta(hours=bit) - _MAX_OFFSET
-                keys[(metric, src, hour)] = (metric, day, src)
-    for row in await db.hour_cells(conn, user_id=user_id, keys=list(keys)):
-        metric, day, src = keys[(row["metric"], row["source"], row["hour"])]
-        shares = cells[metric].shares[day]
-        share = shares[src]
-        shares[src] = HourShare(
-            share.hours,
-            share.samples + row["samples"],
-            share.total + row["total"],
-            share.raw_total + row["raw_total"],
-        )
+        first_hour = (day.toordinal() - _EPOCH_ORDINAL) * 86400 - _MAX_OFFSET_S
+        while mine:
+            lowest = mine & -mine
+            keys.append((metric, src, day, first_hour + (lowest.bit_length() - 1) * 3600))
+            mine ^= lowest
+    for row in await db.hour_sums(conn, user_id=user_id, keys=keys):
+        shares = cells[row["metric"]].shares[row["day"]]
+        count = shares[row["source"]].hours
+        shares[row["source"]] = HourShare(count, row["samples"], row["total"], row["raw_total"])
 
 
 async def load_hours(
