@@ -21,7 +21,8 @@ What runs, and why:
 - `--reuse DIR` keeps the loaded PostgreSQL data directory (and the users) in DIR: a later run
   with the same scale skips the load, unless the normalizer's or the connectors' provider code
   changed since (a fingerprint of their files is kept with it).
-- Query phases: auth, preferences and gateway as real processes (the normalizers stopped).
+- Query phases: auth, preferences and gateway as real processes (the normalizers stopped; the
+  gateway with `--gateway-workers` (2) worker processes, one a core).
   `--clients` (50) concurrent clients, each with its own httpx client and connection, for
   `--warmup` s (not counted), then `--duration` s, each request one of:
       summary_30d     GET /v1/summary/daily, 30 days, a random user                 40 %
@@ -156,6 +157,7 @@ class Options:
     json_path: Path | None
     rates: tuple[float, ...]
     """Offered requests/s of the open-loop phases, after the back-to-back one."""
+    gateway_workers: int
 
 
 def parse_options(argv: list[str] | None = None) -> Options:
@@ -179,6 +181,9 @@ def parse_options(argv: list[str] | None = None) -> Options:
         help="offered requests/s of the open-loop phases after the back-to-back one, comma "
         "separated ('' for none); the goals are judged on these when given",
     )
+    parser.add_argument(
+        "--gateway-workers", type=int, default=2, help="the gateway's HEALTHMESH_WORKERS"
+    )
     args = parser.parse_args(argv)
     if args.scale <= 0 or args.clients < 1 or args.duration <= 0:
         parser.error("--scale, --clients and --duration must be positive")
@@ -193,6 +198,7 @@ def parse_options(argv: list[str] | None = None) -> Options:
         seed=int(args.seed),
         json_path=args.json,
         rates=tuple(float(r) for r in args.rates.split(",") if r.strip()),
+        gateway_workers=int(args.gateway_workers),
     )
 
 
@@ -1315,8 +1321,9 @@ async def run(options: Options, work: Path) -> Report:
         env = services_env(stage, ports, work)
         logs = work / "logs"
         say("starting auth, preferences, gateway")
+        workers = {"gateway": {"HEALTHMESH_WORKERS": str(options.gateway_workers)}}
         services = [
-            start_waited(stack, name, env, ports[name], logs)
+            start_waited(stack, name, env | workers.get(name, {}), ports[name], logs)
             for name in ("auth", "preferences", "gateway")
         ]
         auth, gateway = services[0], services[-1]

@@ -1,18 +1,21 @@
-"""Running one service process: logging, then uvicorn serving the app the service built."""
+"""Running one service process: logging, then uvicorn serving the app the service builds."""
 
 import uvicorn
-from fastapi import FastAPI
 
 from healthmesh.common.logging import configure_logging
 from healthmesh.common.settings import SERVICE_PORTS, CommonSettings
 
 
-def serve(service: str, app: FastAPI, settings: CommonSettings) -> None:
-    """Serve `app` until SIGINT/SIGTERM; the app's lifespan opens and closes its resources."""
+def serve(service: str, factory: str, settings: CommonSettings) -> None:
+    """Serve the app `factory` builds ("module:function", called without arguments) until
+    SIGINT/SIGTERM, in `settings.workers` processes: each worker builds its own app, whose
+    lifespan opens and closes its resources."""
     configure_logging(service, settings.log_level)
     port = settings.port or SERVICE_PORTS[service]
     uvicorn.run(
-        app,
+        factory,
+        factory=True,
+        workers=settings.workers,
         host=settings.host,
         port=port,
         log_config=None,

@@ -42,6 +42,12 @@ class CommonSettings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 0
+    workers: int = Field(
+        1,
+        ge=1,
+        description="HTTP worker processes; more than one lets a CPU-bound service (the gateway "
+        "answering queries) use more than one core.",
+    )
     auth_url: str = f"http://127.0.0.1:{SERVICE_PORTS['auth']}"
     preferences_url: str = f"http://127.0.0.1:{SERVICE_PORTS['preferences']}"
     connectors_url: str = f"http://127.0.0.1:{SERVICE_PORTS['connectors']}"

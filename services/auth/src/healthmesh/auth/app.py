@@ -25,6 +25,7 @@ from healthmesh.common.http import (
     install_error_handlers,
     install_operations,
 )
+from healthmesh.common.logging import configure_logging
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
@@ -77,3 +78,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(router)
     app.include_router(connection_routes.router)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app `python -m healthmesh.auth` serves, built in each worker process from the
+    environment (common.service.serve)."""
+    settings = Settings()
+    configure_logging("auth", settings.log_level)
+    return create_app(settings)

@@ -1,6 +1,4 @@
 from healthmesh.common.service import serve
-from healthmesh.connectors.app import create_app
 from healthmesh.connectors.settings import Settings
 
-settings = Settings()
-serve("connectors", create_app(settings), settings)
+serve("connectors", "healthmesh.connectors.app:from_environment", Settings())

@@ -29,7 +29,7 @@ from healthmesh.common.http import (
     install_error_handlers,
     install_operations,
 )
-from healthmesh.common.logging import get_logger
+from healthmesh.common.logging import configure_logging, get_logger
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
 from healthmesh.connectors import jobs, routes
@@ -233,3 +233,11 @@ async def background(*loops: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
 def _report_death(task: "asyncio.Task[None]") -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background loop died", error=repr(task.exception()))
+
+
+def from_environment() -> FastAPI:
+    """The app `python -m healthmesh.connectors` serves, built in each worker process from the
+    environment (common.service.serve)."""
+    settings = Settings()
+    configure_logging("connectors", settings.log_level)
+    return create_app(settings)

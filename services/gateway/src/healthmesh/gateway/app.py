@@ -27,6 +27,7 @@ from healthmesh.common.http import (
     install_error_handlers,
     install_operations,
 )
+from healthmesh.common.logging import configure_logging
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
@@ -128,3 +129,11 @@ def create_app(settings: Settings, verifier: JwksVerifier | None = None) -> Fast
     install_operations(app, SERVICE, [database_ready(app), broker_ready(broker), auth_keys])
     install_tracing(app, tracer_provider)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app `python -m healthmesh.gateway` serves, built in each worker process from the
+    environment (common.service.serve)."""
+    settings = Settings()
+    configure_logging("gateway", settings.log_level)
+    return create_app(settings)

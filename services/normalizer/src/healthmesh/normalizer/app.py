@@ -8,6 +8,7 @@ outbox relay that publishes committed changes, and the raw archive's retention. 
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -28,7 +29,7 @@ from healthmesh.common.http import (
     install_error_handlers,
     install_operations,
 )
-from healthmesh.common.logging import get_logger
+from healthmesh.common.logging import configure_logging, get_logger
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import RAW_SOURCES, Topics, raw_topic
@@ -185,3 +186,15 @@ def create_app(settings: Settings) -> FastAPI:
     install_tracing(app, tracer_provider)
     app.state.broker = broker
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app `python -m healthmesh.normalizer` serves, built in each worker process from the
+    environment (common.service.serve)."""
+    settings = Settings()
+    configure_logging("normalizer", settings.log_level)
+    # A batch allocates tens of thousands of short-lived objects (samples, rows, events) that
+    # reference counting frees at once; a collection every 700 allocations (the default) cost
+    # about 15% of the write path's CPU. Cycles are still collected, 70 times less often.
+    gc.set_threshold(50_000, 10, 10)
+    return create_app(settings)

@@ -22,6 +22,7 @@ from healthmesh.common.http import (
     install_error_handlers,
     install_operations,
 )
+from healthmesh.common.logging import configure_logging
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
@@ -74,3 +75,11 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None) -> Fas
     app.include_router(router)
     app.include_router(sources.router)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app `python -m healthmesh.preferences` serves, built in each worker process from the
+    environment (common.service.serve)."""
+    settings = Settings()
+    configure_logging("preferences", settings.log_level)
+    return create_app(settings)
