@@ -8,7 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 import httpx
@@ -24,6 +23,7 @@ from healthmesh.common.diary_exports import (
 )
 from healthmesh.common.events import CsvMapping, ImportKind
 from healthmesh.common.http import ApiError
+from healthmesh.common.zones import iana_zone
 from healthmesh.gateway.csv_mappings import check_csv_header, form_mapping
 
 KINDS = get_args(ImportKind)
@@ -144,12 +144,8 @@ def check_timezone(kind: str, name: str | None) -> str | None:
             "invalid_request",
             f"'timezone' is for kinds {', '.join(DIARY_KINDS)} (csv: the mapping's timezone)",
         )
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ApiError(
-            422, "invalid_timezone", f"unknown timezone {name!r}: expected an IANA name"
-        ) from None
+    if iana_zone(name) is None:
+        raise ApiError(422, "invalid_timezone", f"unknown timezone {name!r}: expected an IANA name")
     return name
 
 

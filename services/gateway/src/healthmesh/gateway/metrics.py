@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from healthmesh.common.http import ApiError
 from healthmesh.common.vocabulary import METRICS, MetricDef
+from healthmesh.common.zones import iana_zone
 
 Resolution = Literal["raw", "hour", "day", "week", "month"]
 
@@ -76,10 +76,10 @@ def window(start: date | datetime | None, end: date | datetime | None, today: da
 def zone(tz: str | None) -> tzinfo | None:
     if tz is None:
         return None
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ApiError(422, "invalid_request", f"tz: unknown time zone {tz!r}") from None
+    found = iana_zone(tz)
+    if found is None:
+        raise ApiError(422, "invalid_request", f"tz: unknown time zone {tz!r}")
+    return found
 
 
 def next_bucket(start: datetime, resolution: Resolution) -> datetime:
