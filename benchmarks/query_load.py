@@ -128,6 +128,7 @@ STEPS_BY_HOUR = (5, 0, 0, 0, 0, 10, 80, 400, 700, 500, 450, 600,
 """A typical day's steps per local hour."""
 KINDS = (("summary_30d", 40), ("steps_month", 25), ("hr_year", 20), ("hr_year_heavy", 15))
 GOALS_MS = {"summary_30d": 50.0, "hr_year_heavy": 100.0}
+SLICE_S = 10.0
 """p95 latency goals (issue 7), per request kind."""
 GENERATORS = 2
 """Worker processes building the raw events (the machine has 2 cores; nothing else runs then)."""
@@ -1125,6 +1126,8 @@ class QueryFigures:
     clients: int
     kinds: list[KindFigures]
     processes: list[ProcessFigures]
+    slices_p95_ms: list[float | None]
+    """p95 of every kind together per 10 s of the measured time: a stall shows as one slow slice."""
 
     @property
     def total(self) -> int:
@@ -1201,7 +1204,17 @@ async def query(
         clients=options.clients,
         kinds=[kind_figures(kind, counted, seconds) for kind, _ in KINDS],
         processes=processes,
+        slices_p95_ms=slices_p95(counted, measured_from, seconds),
     )
+
+
+def slices_p95(answers: list[Answer], measured_from: float, seconds: float) -> list[float | None]:
+    slices: list[list[float]] = [[] for _ in range(max(1, round(seconds / SLICE_S)))]
+    for a in answers:
+        if 200 <= a.status < 300:
+            index = min(int((a.began - measured_from) / SLICE_S), len(slices) - 1)
+            slices[index].append(a.seconds * 1000)
+    return [percentile(sorted(s), 0.95) if s else None for s in slices]
 
 
 async def probe(
@@ -1303,6 +1316,10 @@ def table(report: Report) -> str:
                 f"{_ms(k.p95_ms):>8} {_ms(k.p99_ms):>8}  {others:<12} "
                 + (k.verdict if judged else "")
             )
+        lines.append(
+            f"p95 ms of each {SLICE_S:.0f} s, all kinds: "
+            + ", ".join(_ms(p) for p in q.slices_p95_ms)
+        )
         lines += ["", "while measured:   peak RSS MB   CPU (1 core = 100 %)"]
         for p in q.processes:
             lines.append(f"  {p.name:<14} {p.peak_rss_mb:>11.0f}   {p.cpu_share:>6.0%}")

@@ -3,13 +3,14 @@
 import time
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as prometheus_text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthmesh.common.logging import get_logger
 
@@ -92,6 +93,40 @@ def broker_ready(broker: KafkaBroker) -> ReadinessCheck:
     return kafka
 
 
+class _Measure:
+    """Counts and times every request by route template. Plain ASGI: Starlette's
+    `@app.middleware("http")` runs each request through extra tasks and streams, a cost paid on
+    every request of every service."""
+
+    def __init__(
+        self, app: ASGIApp, *, service: str, requests: Counter, latency: Histogram
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # an exception escaping the handlers is answered 500 further out
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.requests.labels(self.service, scope["method"], route, str(status)).inc()
+            self.latency.labels(self.service, route).observe(time.perf_counter() - started)
+
+
 def install_operations(app: FastAPI, service: str, checks: list[ReadinessCheck]) -> None:
     """/healthz (alive), /readyz (every dependency answers) and /metrics (Prometheus)."""
     registry = CollectorRegistry()
@@ -105,20 +140,7 @@ def install_operations(app: FastAPI, service: str, checks: list[ReadinessCheck])
         "http_request_seconds", "HTTP request latency", ["service", "route"], registry=registry
     )
 
-    @app.middleware("http")
-    async def _measure(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        status = 500  # an exception escaping the handlers is answered 500 further out
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            requests.labels(service, request.method, route, str(status)).inc()
-            latency.labels(service, route).observe(time.perf_counter() - started)
+    app.add_middleware(_Measure, service=service, requests=requests, latency=latency)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -29,6 +29,7 @@ from healthmesh.common.http import (
 )
 from healthmesh.common.logging import configure_logging
 from healthmesh.common.outbox import Outbox
+from healthmesh.common.service import collect_cycles_less_often
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
 from healthmesh.gateway.resumable import sweep_forever
@@ -136,4 +137,5 @@ def from_environment() -> FastAPI:
     environment (common.service.serve)."""
     settings = Settings()
     configure_logging("gateway", settings.log_level)
+    collect_cycles_less_often()
     return create_app(settings)

@@ -287,26 +287,32 @@ async def hour_sums(
     user_id: UUID,
     keys: Sequence[tuple[str, str, date, int]],
 ) -> list[asyncpg.Record]:
-    """What the caller's hour rollups of given hours add up to, per (metric, source, local day)
-    key, each hour given as POSIX seconds: one index lookup an hour (the hours one source fills
-    in for another on days that fall back per hour)."""
+    """What the caller's hour rollups of given hours add up to, per (metric, source, local day,
+    hours) key, the hours as a day rollup's `hour_mask` bits (the hours one source fills in for
+    another on days that fall back per hour): one index search per key, for all its hours."""
     if not keys:
         return []
-    metrics, sources, days, hours = (list(column) for column in zip(*keys, strict=True))
+    metrics, sources, days, masks = (list(column) for column in zip(*keys, strict=True))
     rows: list[asyncpg.Record] = await conn.fetch(
-        """SELECT k.metric, k.source, k.day, sum(h.samples)::int AS samples,
-                  sum(h.total) AS total, sum(h.raw_total) AS raw_total
+        """SELECT k.metric, k.source, k.day, s.samples, s.total, s.raw_total
            FROM unnest($2::text[], $3::text[], $4::date[], $5::int8[])
-                AS k(metric, source, day, epoch)
-           JOIN normalizer.hourly_rollups_v1 AS h
-             ON h.user_id = $1 AND h.metric = k.metric AND h.source = k.source
-            AND h.hour = to_timestamp(k.epoch)
-           GROUP BY k.metric, k.source, k.day""",
+                AS k(metric, source, day, mask)
+           CROSS JOIN LATERAL (
+               SELECT sum(h.samples)::int AS samples, sum(h.total) AS total,
+                      sum(h.raw_total) AS raw_total
+               FROM normalizer.hourly_rollups_v1 AS h
+               WHERE h.user_id = $1 AND h.metric = k.metric AND h.source = k.source
+                 AND h.hour = ANY(ARRAY(
+                     SELECT k.day::timestamp AT TIME ZONE 'UTC' + (bit - 18) * interval '1 hour'
+                     FROM generate_series(0, 59) AS bit
+                     WHERE k.mask & (1::int8 << bit) <> 0))
+           ) AS s
+           WHERE s.samples IS NOT NULL""",
         user_id,
         metrics,
         sources,
         days,
-        hours,
+        masks,
     )
     return rows
 

@@ -31,8 +31,6 @@ from healthmesh.gateway.resolution import (
 
 _MAX_OFFSET = timedelta(hours=18)
 """The largest UTC offset a sample may record: a local day's hours lie within this of it."""
-_MAX_OFFSET_S = 18 * 3600
-_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 Hours = dict[datetime, dict[str, Cell]]
 """UTC hour -> source -> that hour's cell (resolution=hour)."""
@@ -164,7 +162,7 @@ async def _load_shares(
     summaries: dict[str, dict[date, dict[str, DayHours]]],
 ) -> None:
     """`DayCells.shares` of the days that fall back per hour, under each metric's ranking."""
-    partial: list[tuple[str, date, str, int]] = []
+    partial: list[tuple[str, str, date, int]] = []
     for m in metrics:
         preference, days = preferences[m.metric], cells[m.metric].days
         ranked = window_ranking(preference, days)
@@ -184,17 +182,8 @@ async def _load_shares(
                     )
                 else:
                     shares[src] = HourShare(mine.bit_count(), 0, 0.0, 0.0)
-                    partial.append((m.metric, day, src, mine))
-    if not partial:
-        return
-    keys = []
-    for metric, day, src, mine in partial:
-        first_hour = (day.toordinal() - _EPOCH_ORDINAL) * 86400 - _MAX_OFFSET_S
-        while mine:
-            lowest = mine & -mine
-            keys.append((metric, src, day, first_hour + (lowest.bit_length() - 1) * 3600))
-            mine ^= lowest
-    for row in await db.hour_sums(conn, user_id=user_id, keys=keys):
+                    partial.append((m.metric, src, day, mine))
+    for row in await db.hour_sums(conn, user_id=user_id, keys=partial):
         shares = cells[row["metric"]].shares[row["day"]]
         count = shares[row["source"]].hours
         shares[row["source"]] = HourShare(count, row["samples"], row["total"], row["raw_total"])
