@@ -19,7 +19,7 @@ series, daily summary, explanations) answers alike:
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
@@ -130,8 +130,7 @@ def rank(priority: Sequence[str], present: Iterable[str]) -> list[str]:
     return ranked + sorted(have - set(ranked))
 
 
-@dataclass(frozen=True)
-class Contribution:
+class Contribution(NamedTuple):
     """One source's part of a resolved value."""
 
     source: str
@@ -148,9 +147,9 @@ class Contribution:
         return answer
 
 
-@dataclass(frozen=True)
-class Resolved:
-    """A bucket's value with its provenance."""
+class Resolved(NamedTuple):
+    """A bucket's value with its provenance. NamedTuples, like `Cell`: a year's series makes a
+    thousand of these and of `Contribution`."""
 
     value: float
     samples: int
@@ -163,7 +162,7 @@ class Resolved:
     """Every source that contributed, in rank order (one, unless a day fell back per hour)."""
     utc_offset_s: int
     last_at: datetime
-    ranked: tuple[str, ...] = field(default=())
+    ranked: tuple[str, ...] = ()
     """The ranking the choice was made from (for explanations)."""
 
     def provenance(self) -> dict[str, Any]:
@@ -208,7 +207,7 @@ def resolve_bucket(
                 cells[source],
                 "highest_ranked_with_data" if fallback else "first_ranked",
             )
-            return replace(chosen, fallback=source != ranked[0], ranked=tuple(ranked))
+            return chosen._replace(fallback=source != ranked[0], ranked=tuple(ranked))
     return None
 
 
@@ -305,7 +304,7 @@ def combine_days(aggregation: Aggregation, days: Sequence[Resolved]) -> Resolved
     if not days:
         raise ValueError("combine_days needs at least one day")
     if aggregation == "last":
-        return replace(days[-1], rule="from_days")
+        return days[-1]._replace(rule="from_days")
     merged: dict[str, tuple[float, int, int | None]] = {}
     order: list[str] = []
     for d in days:
