@@ -8,7 +8,6 @@ outbox relay that publishes committed changes, and the raw archive's retention. 
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from importlib.resources import files
@@ -31,6 +30,7 @@ from healthmesh.common.http import (
 )
 from healthmesh.common.logging import configure_logging, get_logger
 from healthmesh.common.outbox import Outbox
+from healthmesh.common.service import collect_cycles_less_often
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import RAW_SOURCES, Topics, raw_topic
 from healthmesh.common.units import load_units
@@ -51,6 +51,7 @@ def subscribe_raw(broker: KafkaBroker, settings: Settings, app: FastAPI) -> None
         group_id=settings.consumer_group,
         batch=True,
         max_records=settings.batch_max_records,
+        max_partition_fetch_bytes=settings.fetch_partition_bytes,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         decoder=_undecoded,
@@ -193,8 +194,5 @@ def from_environment() -> FastAPI:
     environment (common.service.serve)."""
     settings = Settings()
     configure_logging("normalizer", settings.log_level)
-    # A batch allocates tens of thousands of short-lived objects (samples, rows, events) that
-    # reference counting frees at once; a collection every 700 allocations (the default) cost
-    # about 15% of the write path's CPU. Cycles are still collected, 70 times less often.
-    gc.set_threshold(50_000, 10, 10)
+    collect_cycles_less_often()
     return create_app(settings)
