@@ -613,7 +613,7 @@ def test_golden_a_modern_staged_night_is_one_session_on_the_day_it_ends() -> Non
         utc(2023, 4, 1, 6, 10),  # 23:10 -0700 on 31 March
         utc(2023, 4, 1, 14, 15),  # 07:15 -0700
         -25200,  # the offset of its end, -0700
-        WATCH,
+        f"{WATCH}@2023-04-01T06:10:00+00:00",  # record id: the night, its source and bedtime
         WATCH,
         {
             "deep_s": 2700,
@@ -646,7 +646,7 @@ def test_golden_an_old_asleep_and_in_bed_night() -> None:
         utc(2020, 10, 15, 3, 45),  # 22:45 -0500 on the 14th
         utc(2020, 10, 15, 11, 30),  # 06:30 -0500
         -18000,
-        WATCH,
+        f"{WATCH}@2020-10-15T03:45:00+00:00",
         WATCH,
         # no stages before iOS 16 and no Awake record: in bed and efficiency only
         {"in_bed_s": 27900, "efficiency": 86.02},  # 24000 / 27900 = 0.860215... -> 86.02 %
@@ -677,7 +677,7 @@ def test_golden_two_sources_in_one_night_are_two_sessions() -> None:
             utc(2024, 1, 20, 22, 20),  # 23:20 +0100
             utc(2024, 1, 21, 5, 25),
             3600,
-            autosleep,
+            f"{autosleep}@2024-01-20T22:20:00+00:00",
             autosleep,
             {},  # one Asleep record: no stages, nothing says when it was in bed
             1.0,
@@ -689,7 +689,7 @@ def test_golden_two_sources_in_one_night_are_two_sessions() -> None:
             utc(2024, 1, 20, 22, 30),  # 23:30 +0100
             utc(2024, 1, 21, 5, 30),  # 06:30 +0100
             3600,
-            WATCH,
+            f"{WATCH}@2024-01-20T22:30:00+00:00",
             WATCH,
             {
                 "deep_s": 2400,

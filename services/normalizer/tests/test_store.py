@@ -19,15 +19,15 @@ from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db
 from healthmesh.normalizer.handlers import RawHandler, RawMessage, remove
 from healthmesh.normalizer.mapping import (
-    RECORD_ID_SOURCES,
     Mapper,
     MappingResult,
     Sample,
     Withdrawal,
     measurement,
+    names_one_record,
 )
 from healthmesh.normalizer.reprocess import reprocess
-from healthmesh.normalizer.sources import csv
+from healthmesh.normalizer.sources import apple_health, csv
 
 pytestmark = pytest.mark.integration
 
@@ -358,14 +358,14 @@ async def test_new_keys_are_copied_straight_in_and_stored_ones_are_upserted(
 
     first = [beat(0, 60), beat(1, 61)]
     async with pool.acquire() as conn, conn.transaction():
-        changed = (await db.upsert_samples(conn, first, RECORD_ID_SOURCES)).changed
+        changed = (await db.upsert_samples(conn, first, names_one_record)).changed
     assert [(c.sample.value, c.revision, c.created) for c in changed] == [
         (60, 1, True),
         (61, 1, True),
     ]
     later = [beat(1, 62), beat(2, 63), beat(3, 64, record="doc-1")]
     async with pool.acquire() as conn, conn.transaction():
-        new, staged = await db.split_by_existence(conn, later, RECORD_ID_SOURCES)
+        new, staged = await db.split_by_existence(conn, later, names_one_record)
         # Minute 1 is stored; a provider record may supersede another key, so it is staged.
         assert [s.value for s in new] == [63]
         assert sorted(s.value for s in staged) == [62, 64]
@@ -374,7 +374,7 @@ async def test_new_keys_are_copied_straight_in_and_stored_ones_are_upserted(
         assert await conn.fetchval(
             "SELECT count(*) FROM normalizer.samples WHERE user_id = $1", user
         ) == 2  # fmt: skip
-        changed = (await db.upsert_samples(conn, later, RECORD_ID_SOURCES)).changed
+        changed = (await db.upsert_samples(conn, later, names_one_record)).changed
     assert sorted((c.sample.value, c.revision, c.created) for c in changed) == [
         (62, 2, False),
         (63, 1, True),
@@ -434,6 +434,84 @@ async def test_a_record_whose_times_were_edited_replaces_its_old_sample(
         )
         == 1
     )
+
+
+def apple_export(user: uuid.UUID, records: list[dict[str, Any]], offset: int = 0) -> RawMessage:
+    envelope = RawPayloadReceived(
+        id=uuid.uuid4(),
+        user_id=user,
+        source="apple_health",
+        resource="export",
+        fetched_at=datetime.now(UTC),
+        payload={"records": records},
+    )
+    return RawMessage("t.raw.apple_health", 0, offset, None, orjson.dumps(dump(envelope)))
+
+
+def apple_sleep(stage: str, start: str, end: str) -> dict[str, Any]:
+    return {
+        "kind": "record",
+        "line": 9,
+        "type": "HKCategoryTypeIdentifierSleepAnalysis",
+        "sourceName": "Jane\u2019s Apple Watch",
+        "startDate": start,
+        "endDate": end,
+        "value": f"HKCategoryValueSleepAnalysis{stage}",
+    }
+
+
+async def test_a_later_export_of_a_whole_night_replaces_the_partial_night_of_an_earlier_one(
+    pool: asyncpg.Pool,
+) -> None:
+    """An export taken at 03:00 holds the night so far; the next one holds all of it. The
+    night's session grew (a new end), and it replaces the partial one: the night counts once."""
+    user = uuid.uuid4()
+    d1, d2 = "2023-03-31", "2023-04-01"
+    so_far = [
+        apple_sleep("AsleepCore", f"{d1} 23:10:00 -0700", f"{d2} 00:40:00 -0700"),  # 5400 s
+        apple_sleep("AsleepDeep", f"{d2} 00:40:00 -0700", f"{d2} 01:25:00 -0700"),  # 2700 s
+        apple_sleep("AsleepCore", f"{d2} 01:25:00 -0700", f"{d2} 02:55:00 -0700"),  # 5400 s
+    ]
+    whole = [
+        *so_far,
+        apple_sleep("AsleepREM", f"{d2} 02:55:00 -0700", f"{d2} 03:35:00 -0700"),  # 2400 s
+        apple_sleep("AsleepCore", f"{d2} 03:35:00 -0700", f"{d2} 06:50:00 -0700"),  # 11700 s
+    ]
+    apple = handler(pool, {"apple_health": apple_health.map_payload})
+    await apple.handle([apple_export(user, so_far)])
+    await apple.handle([apple_export(user, whole)])
+
+    async def nights() -> list[tuple[Any, ...]]:
+        rows = await pool.fetch(
+            """SELECT start_at, end_at, value FROM normalizer.samples
+               WHERE user_id = $1 AND metric = 'sleep_session'""",
+            user,
+        )
+        return [tuple(r) for r in rows]
+
+    full = (datetime(2023, 4, 1, 6, 10, tzinfo=UTC), datetime(2023, 4, 1, 13, 50, tzinfo=UTC))
+    assert await nights() == [(*full, 27600.0)]  # 5400 + 2700 + 5400 + 2400 + 11700
+    # Both sessions end on 1 April (local): the day holds the whole night only.
+    assert await daily(pool, user) == [
+        ("sleep_duration", "2023-04-01", 5, 27600.0, 27600.0, 1),  # the same 3 records once
+        ("sleep_session", "2023-04-01", 1, 27600.0, 27600.0, 1),
+    ]
+    session_events = [e for e in await events(pool) if e[1] == "sleep_session"]
+    assert session_events == [("created", "sleep_session", 1)] * 2 + [
+        ("deleted", "sleep_session", 2)
+    ]
+
+    # The same export again changes nothing; both exports in one batch: the later one wins.
+    stored = await pool.fetch("SELECT * FROM normalizer.samples ORDER BY id")
+    await apple.handle([apple_export(user, whole)])
+    assert await pool.fetch("SELECT * FROM normalizer.samples ORDER BY id") == stored
+    other = uuid.uuid4()
+    await apple.handle([apple_export(other, so_far, 1), apple_export(other, whole, 2)])
+    other_nights = await pool.fetchval(
+        "SELECT count(*) FROM normalizer.samples WHERE user_id = $1 AND metric = 'sleep_session'",
+        other,
+    )
+    assert other_nights == 1
 
 
 async def test_a_record_the_source_deleted_is_withdrawn_and_announced(

@@ -62,7 +62,7 @@ left a local day, whose rollup must be recomputed too."""
 
 _SUPERSEDED = f"""
 DELETE FROM normalizer.samples AS s USING staging_samples AS st
-WHERE st.source_record_id <> '' AND st.source = ANY($1::text[])
+WHERE st.id IN (SELECT unnest($1::uuid[]))
   AND s.user_id = st.user_id AND s.source = st.source AND s.metric = st.metric
   AND s.source_record_id = st.source_record_id
   AND (s.start_at, s.end_at) <> (st.start_at, st.end_at)
@@ -84,7 +84,7 @@ class Upserted(NamedTuple):
     changed: list["ChangedSample"]
     """Samples the write really created or changed."""
     superseded: list["ChangedSample"]
-    """Older samples of the same records with other times, withdrawn (record-id sources)."""
+    """Older samples of the same records with other times, withdrawn (`names_one_record`)."""
     moved: list[Sample]
     """Changed samples as they were before, where their UTC offset changed (so their old local
     day changed too): for the rollups only, nothing to announce."""
@@ -119,12 +119,12 @@ record: Callable[[Sample], tuple[Any, ...]] = attrgetter(
 
 
 async def upsert_samples(
-    conn: asyncpg.Connection, samples: list[Sample], record_id_sources: frozenset[str]
+    conn: asyncpg.Connection, samples: list[Sample], names_one_record: Callable[[Sample], bool]
 ) -> Upserted:
     """Upsert inside the caller's transaction; return the samples that really changed, those
-    they superseded (for sources in `record_id_sources` a record id names one record, so an
-    older sample of the same record with other times, an edited bedtime, is withdrawn) and the
-    earlier versions of those whose offset changed.
+    they superseded (where `names_one_record` says a sample's record id names one record, an
+    older sample of the same record with other times, an edited bedtime or a night that grew,
+    is withdrawn) and the earlier versions of those whose offset changed.
 
     Samples whose natural key is not stored yet (most of them: new days) are COPY'd straight
     into the table, which costs half of staging them and upserting; the rest are staged and
@@ -133,14 +133,14 @@ async def upsert_samples(
         return Upserted([], [], [])
     unique: dict[object, Sample] = {}  # one key once per statement; the last one wins
     for sample in samples:
-        per_record = sample.source in record_id_sources and sample.source_record_id
+        per_record = names_one_record(sample)
         key = (sample.user_id, sample.source, sample.metric, sample.source_record_id)
         unique[key if per_record else sample.id] = sample
-    new, staged = await split_by_existence(conn, list(unique.values()), record_id_sources)
+    new, staged = await split_by_existence(conn, list(unique.values()), names_one_record)
     created = await insert_new(conn, new)
     if created is None:  # a concurrent writer stored some of these keys meanwhile
         created, staged = [], staged + new
-    upserted = await _upsert_staged(conn, staged, record_id_sources)
+    upserted = await _upsert_staged(conn, staged, names_one_record)
     return upserted._replace(changed=created + upserted.changed)
 
 
@@ -159,7 +159,7 @@ CROSS JOIN LATERAL (
 
 
 async def split_by_existence(
-    conn: asyncpg.Connection, samples: list[Sample], record_id_sources: frozenset[str]
+    conn: asyncpg.Connection, samples: list[Sample], names_one_record: Callable[[Sample], bool]
 ) -> tuple[list[Sample], list[Sample]]:
     """(samples whose natural key is not stored, the rest). A provider record's sample always
     goes the staged way: it may supersede a stored sample of that record under another key."""
@@ -167,7 +167,7 @@ async def split_by_existence(
     staged: list[Sample] = []
     starts: dict[tuple[UUID, str, str], list[datetime]] = {}
     for s in samples:
-        if s.source_record_id and s.source in record_id_sources:
+        if names_one_record(s):
             staged.append(s)
             continue
         candidates.append(s)
@@ -208,7 +208,7 @@ async def insert_new(conn: asyncpg.Connection, samples: list[Sample]) -> list[Ch
 
 
 async def _upsert_staged(
-    conn: asyncpg.Connection, samples: list[Sample], record_id_sources: frozenset[str]
+    conn: asyncpg.Connection, samples: list[Sample], names_one_record: Callable[[Sample], bool]
 ) -> Upserted:
     if not samples:
         return Upserted([], [], [])
@@ -221,7 +221,8 @@ async def _upsert_staged(
         "staging_samples", records=map(record, samples), columns=COLUMNS
     )
     rows = await conn.fetch(_UPSERT)
-    superseded = await conn.fetch(_SUPERSEDED, list(record_id_sources)) if rows else []
+    records = [s.id for s in samples if names_one_record(s)]
+    superseded = await conn.fetch(_SUPERSEDED, records) if rows and records else []
     # What was written is what was staged: only id, revision and inserted come back.
     changed = [ChangedSample(by_id[r["id"]], r["revision"], r["inserted"]) for r in rows]
     moved = [

@@ -30,12 +30,12 @@ from healthmesh.common.outbox import Outbox, OutboxMessage
 from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db, rollups
 from healthmesh.normalizer.mapping import (
-    RECORD_ID_SOURCES,
     Mapper,
     MappingResult,
     Sample,
     UnmappablePayload,
     map_payload,
+    names_one_record,
 )
 
 log = get_logger(__name__)
@@ -212,7 +212,7 @@ async def store(
 ) -> list[db.ChangedSample]:
     """Upsert samples, refresh their rollups and announce each real change (in the caller's
     transaction); `traces` maps raw event ids to the trace their events continue."""
-    changed, superseded, moved = await db.upsert_samples(conn, samples, RECORD_ID_SOURCES)
+    changed, superseded, moved = await db.upsert_samples(conn, samples, names_one_record)
     await rollups.refresh(conn, [c.sample for c in changed + superseded] + moved)
     await outbox.add(
         conn,

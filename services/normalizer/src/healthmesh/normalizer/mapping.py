@@ -129,6 +129,19 @@ RECORD_ID_SOURCES = frozenset(("oura", "whoop", "fitbit", "withings", "strava"))
 """Sources whose `source_record_id` names exactly one record per metric (a provider's own id):
 a newer sample of the same record with other times replaces the older one. Elsewhere the id
 only tells devices apart (Apple Health's source name) or is empty."""
+RECORD_ID_METRICS: dict[str, frozenset[str]] = {"apple_health": frozenset(("sleep_session",))}
+"""Metrics of other sources whose mapper gives each sample a record id of its own: Apple Health's
+night (device and bedtime, `sources.apple_health`), whose end grows from an export taken during
+the night to the next export."""
+
+
+def names_one_record(sample: Sample) -> bool:
+    """Whether the sample's `source_record_id` names one record of its metric, so that a newer
+    sample of it with other times replaces the stored one (RECORD_ID_SOURCES, RECORD_ID_METRICS)."""
+    source = sample.source
+    return bool(sample.source_record_id) and (
+        source in RECORD_ID_SOURCES or sample.metric in RECORD_ID_METRICS.get(source, ())
+    )
 
 
 def tombstone(envelope: RawPayloadReceived, resources: Collection[str]) -> MappingResult:

@@ -11,13 +11,16 @@ attributes as text, ...). Reference: shared/reference/providers/apple_health.md.
 - Sleep: each asleep record is a `sleep_duration`; the sleep-analysis records of one source
   chained with gaps under `NIGHT_GAP` are a night, one `sleep_session`. The importer never cuts
   a batch inside a night, so a payload holds whole nights and this stays a pure function of it.
+  An export taken during the night holds the night so far: the session's record id is its
+  source and bedtime (`night_id`), which the next export's whole night shares, so the whole
+  night replaces the partial one (`mapping.RECORD_ID_METRICS`) instead of counting beside it.
 """
 
 import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import JsonValue
@@ -265,7 +268,7 @@ def sleep_sessions(envelope: RawPayloadReceived, spans: Iterable[SleepSpan]) -> 
     stages), awake seconds when Awake records exist, and when InBed or Awake records say when
     the sleeper was in bed, `in_bed_s` (the union of all the night's spans) and `efficiency`
     (asleep / in bed, %). Its id comes from source, start and end: the same export gives the
-    same sessions."""
+    same sessions. Its record id is `night_id`."""
     by_source: dict[str, list[SleepSpan]] = {}
     for span in spans:
         by_source.setdefault(span.source, []).append(span)
@@ -306,19 +309,27 @@ def _session(envelope: RawPayloadReceived, source: str, night: list[SleepSpan]) 
         if in_bed > 0:
             details["efficiency"] = round(asleep / in_bed * 100, 2)
     last = max(night, key=lambda s: s.end)
+    start = min(s.start for s in night)
     return measurement(
         envelope,
         metric="sleep_session",
         value=asleep,
         unit="s",
-        start=min(s.start for s in night),
+        start=start,
         end=last.end,
         utc_offset_s=offset_seconds(last.end),
         source_field=SLEEP_TYPE,
-        source_record_id=source,
+        source_record_id=night_id(source, start),
         device=source,
         details=details,
     )
+
+
+def night_id(source: str, start: datetime) -> str:
+    """A night's record id: its source and bedtime. An export taken at 03:00 holds the night so
+    far; the next export's session of that night ends later (another natural key) but starts
+    alike, so it supersedes the partial one rather than counting beside it."""
+    return f"{source}@{start.astimezone(UTC).isoformat()}"
 
 
 def _covered(spans: Iterable[SleepSpan]) -> int:
