@@ -116,6 +116,24 @@ async def test_publish_pending_publishes_in_order_and_empties_the_table(
     assert await outbox.publish_pending(pool, broker) == 0
 
 
+async def test_one_relay_at_a_time_publishes_an_outbox(
+    pool: asyncpg.Pool, broker: KafkaBroker, topics: Topics
+) -> None:
+    """Another worker's relay mid-publish holds the outbox: this one leaves every message to it
+    (publishing beside it could reorder one key's messages), then takes over once it is done."""
+    outbox = Outbox(SCHEMA)
+    async with pool.acquire() as conn, conn.transaction():
+        await outbox.add(conn, _messages(topics.metrics_unified, 3))
+
+    async with pool.acquire() as other, other.transaction():
+        await other.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"outbox:{SCHEMA}.outbox")
+        assert await outbox.publish_pending(pool, broker) == 0
+        assert len(await _queued(pool)) == 3
+
+    assert await outbox.publish_pending(pool, broker) == 3
+    assert await _queued(pool) == []
+
+
 async def test_publish_pending_sends_each_message_to_its_own_topic(
     pool: asyncpg.Pool, broker: KafkaBroker, topics: Topics, kafka_bootstrap_servers: str
 ) -> None:

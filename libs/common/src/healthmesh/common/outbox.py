@@ -93,11 +93,18 @@ class Outbox:
     async def publish_pending(
         self, pool: asyncpg.Pool, broker: KafkaBroker, limit: int = 1000
     ) -> int:
-        """Publish up to `limit` queued messages in order; return how many went out."""
+        """Publish up to `limit` queued messages in order; return how many went out. One relay
+        at a time per outbox (an advisory lock; the others return 0 and try again later): two
+        relays publishing side by side, of several worker processes or replicas of a service,
+        could send one key's messages out of order."""
         async with pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1))", f"outbox:{self._table}"
+            ):
+                return 0
             rows = await conn.fetch(
                 f"SELECT id, topic, key, payload, trace_context FROM {self._table} "
-                "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                "ORDER BY id LIMIT $1",
                 limit,
             )
             if not rows:
