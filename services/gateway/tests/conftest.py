@@ -34,14 +34,25 @@ PREFERENCES_MIGRATIONS = (
     Path(__file__).resolve().parents[2] / "preferences/src/healthmesh/preferences/migrations"
 )
 DEFAULT_ORDER: dict[str, list[str]] = {
-    "activity": ["apple_health", "fitbit", "oura", "whoop", "withings", "strava", "csv"],
+    "activity": [
+        "apple_health",
+        "fitbit",
+        "oura",
+        "whoop",
+        "withings",
+        "strava",
+        "myfitnesspal",
+        "cronometer",
+        "csv",
+    ],
     "sleep": ["oura", "whoop", "fitbit", "withings", "apple_health", "csv"],
-    "body": ["withings", "fitbit", "apple_health", "cronometer", "myfitnesspal", "csv"],
-    "heart": ["apple_health", "oura", "whoop", "fitbit", "withings", "csv"],
+    "body": ["withings", "fitbit", "apple_health", "whoop", "cronometer", "myfitnesspal", "csv"],
+    "heart": ["apple_health", "oura", "whoop", "fitbit", "withings", "cronometer", "csv"],
     "recovery": ["oura", "whoop", "csv"],
     "nutrition": ["cronometer", "myfitnesspal", "apple_health", "csv"],
 }
-"""The preferences service's default order per category."""
+"""The preferences service's default order per category, for the fake; equal to the real read
+model's (test_preferences_read_model.py checks it)."""
 
 
 # --- users ------------------------------------------------------------------------------------

@@ -159,7 +159,15 @@ async def test_a_withings_weigh_in_echoed_in_apple_health_counts_once(
     assert body["decision"]["preference"] == {
         "decided_by": "category:body",
         "default": True,
-        "sources": ["withings", "fitbit", "apple_health", "cronometer", "myfitnesspal", "csv"],
+        "sources": [
+            "withings",
+            "fitbit",
+            "apple_health",
+            "whoop",
+            "cronometer",
+            "myfitnesspal",
+            "csv",
+        ],
         "fallback": True,
     }
 

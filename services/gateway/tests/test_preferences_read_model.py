@@ -2,6 +2,7 @@
 (`preferences.effective_v1`, its migrations applied by path) over a real PostgreSQL."""
 
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -51,3 +52,12 @@ async def test_the_callers_choices_and_the_defaults_for_the_rest(pool: asyncpg.P
     theirs = await db.caller_preferences(pool, bob)
     assert theirs["categories"]["sleep"]["default"] is True
     assert theirs["overrides"] == {}
+
+
+async def test_the_fake_preferences_default_to_the_real_defaults(
+    pool: asyncpg.Pool, default_preferences: dict[str, Any]
+) -> None:
+    """The gateway's other tests answer preferences with a fake (conftest.DEFAULT_ORDER): it
+    must not drift from what the read model really answers a user who chose nothing."""
+    await apply_migrations(pool, "preferences", MIGRATIONS)
+    assert await db.caller_preferences(pool, uuid4()) == default_preferences
