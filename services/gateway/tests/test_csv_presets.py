@@ -99,11 +99,20 @@ async def test_a_preset_is_saved_listed_replaced_and_deleted(
             "column 'Steps': unit 'kg' does not measure steps",
         ),
         ("steps", {**ONLY_STEPS, "timezone": "Mars/Olympus"}, "unknown time zone 'Mars/Olympus'"),
+        ("steps", {**ONLY_STEPS, "timezone": "localtime"}, "unknown time zone 'localtime'"),
         ("steps", {"timestamp": "Date", "columns": {}}, "mapping columns"),
         ("steps", {"columns": ONLY_STEPS["columns"]}, "mapping timestamp: Field required"),
         ("steps*", ONLY_STEPS, "name"),
     ],
-    ids=["unknown-metric", "wrong-unit-family", "unknown-zone", "no-columns", "no-time", "name"],
+    ids=[
+        "unknown-metric",
+        "wrong-unit-family",
+        "unknown-zone",
+        "host-only-zone",
+        "no-columns",
+        "no-time",
+        "name",
+    ],
 )
 async def test_a_bad_preset_is_422_with_the_reason_and_nothing_is_saved(
     client: httpx.AsyncClient,

@@ -112,7 +112,9 @@ def test_a_known_timezone_is_kept_and_none_means_the_default() -> None:
     assert check_timezone("csv", None) is None
 
 
-@pytest.mark.parametrize("name", ["Mars/Olympus", "europe/berlin", "America", "../etc/passwd", ""])
+@pytest.mark.parametrize(
+    "name", ["Mars/Olympus", "europe/berlin", "America", "../etc/passwd", "", "localtime"]
+)
 def test_an_unknown_timezone_is_422(name: str) -> None:
     with pytest.raises(ApiError) as refused:
         check_timezone("cronometer", name)

@@ -7,12 +7,12 @@ Every field has a description: it becomes the AsyncAPI text other teams read.
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
 from healthmesh.common.units import UnitError, check_unit
 from healthmesh.common.vocabulary import METRICS, Category
+from healthmesh.common.zones import iana_zone
 
 ImportKind = Literal["apple_health", "csv", "cronometer", "myfitnesspal"]
 
@@ -61,13 +61,8 @@ class CsvMapping(_Contract):
     @classmethod
     def _known_zone(cls, zone: str | None) -> str | None:
         """Refused at upload, not later on every row."""
-        if zone:
-            try:
-                ZoneInfo(zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(
-                    f"unknown time zone {zone!r} (an IANA name, e.g. Europe/Berlin)"
-                ) from None
+        if zone and iana_zone(zone) is None:
+            raise ValueError(f"unknown time zone {zone!r} (an IANA name, e.g. Europe/Berlin)")
         return zone
 
 
