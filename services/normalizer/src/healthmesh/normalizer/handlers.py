@@ -17,6 +17,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import asyncpg
+import orjson
 from pydantic import ValidationError
 
 from healthmesh.common.events import (
@@ -114,10 +115,10 @@ class RawHandler:
     def _map(self, message: RawMessage) -> _Mapped | _Dead:
         envelope = None
         try:
-            envelope = RawPayloadReceived.model_validate_json(message.value)
+            envelope = read_envelope(message.value)
             return _Mapped(message, envelope, map_payload(envelope, self._mappers))
-        except ValidationError as exc:
-            return (message, f"not a raw.v1 envelope: {_first_error(exc)}", None)
+        except NotAnEnvelope as exc:
+            return (message, f"not a raw.v1 envelope: {exc}", None)
         except UnmappablePayload as exc:
             return (message, str(exc), envelope)
         except Exception as exc:  # a mapper bug must not stall the partition either
@@ -181,6 +182,31 @@ class RawHandler:
                 original=message.value.decode("utf-8", errors="replace"),
             ),
         )
+
+
+class NotAnEnvelope(ValueError):
+    """A raw message that is not a raw.v1 envelope; says why."""
+
+
+def read_envelope(body: bytes) -> RawPayloadReceived:
+    """A raw message's envelope. orjson parses the JSON and pydantic checks the envelope's own
+    fields: validating a payload of a thousand export items as a pydantic JsonValue cost two to
+    three times as much (1.9-3.0 against 0.9 us an Apple Health record), and orjson yields JSON
+    values only, which is all that JsonValue checks."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise NotAnEnvelope(f"invalid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise NotAnEnvelope(f"a JSON {type(document).__name__}, not an object")
+    if "payload" not in document:
+        raise NotAnEnvelope("payload: Field required")
+    payload = document.pop("payload")
+    try:
+        envelope = RawPayloadReceived.model_validate({**document, "payload": None})
+    except ValidationError as exc:
+        raise NotAnEnvelope(_first_error(exc)) from None
+    return envelope.model_copy(update={"payload": payload})
 
 
 class ConnectionHandler:

@@ -21,11 +21,10 @@ import asyncpg
 import orjson
 
 from healthmesh.common.db import apply_migrations, open_pool
-from healthmesh.common.events import RawPayloadReceived
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.topics import Topics
 from healthmesh.normalizer import db
-from healthmesh.normalizer.handlers import remove, store
+from healthmesh.normalizer.handlers import read_envelope, remove, store
 from healthmesh.normalizer.mapping import Mapper, Sample, map_payload, mappers
 from healthmesh.normalizer.settings import Settings
 
@@ -62,7 +61,7 @@ async def reprocess(
         for _, raw_id, body in page:
             report.events += 1
             try:
-                envelope = RawPayloadReceived.model_validate_json(body)
+                envelope = read_envelope(body)
                 result = map_payload(envelope, registry)
                 samples.extend(result.samples)
                 withdrawn += [
