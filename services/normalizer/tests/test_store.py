@@ -1,6 +1,7 @@
 """The write path on a real PostgreSQL: raw archive, rollups (with overlaps between one source's
 devices resolved), idempotence, and `reprocess` fixing a mapper bug by replay."""
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -540,6 +541,24 @@ async def test_deleting_a_sources_samples_empties_its_rollups(pool: asyncpg.Pool
         await remove(conn, Outbox("normalizer"), TOPICS, deleted)
     assert await daily(pool, user) == []
     assert await hourly(pool, user) == []
+
+
+async def test_a_users_source_is_written_by_one_transaction_at_a_time(pool: asyncpg.Pool) -> None:
+    """`reprocess` beside the live normalizer, or two consumers of one partition during a
+    rebalance: a batch of a (user, source) another transaction is writing waits for it to end
+    (each recomputes the days it touched from what it sees); other users' batches go on."""
+    user, other_user = uuid.uuid4(), uuid.uuid4()
+    day = [steps("2024-03-01T10:00:00Z", "2024-03-01T10:10:00Z", 10, "W")]
+    async with pool.acquire() as conn, conn.transaction():
+        await db.lock_series(conn, [(user, "test")])  # as another writer of it would
+        waiting = asyncio.create_task(handler(pool).handle([message(user, day)]))
+        await asyncio.wait_for(handler(pool).handle([message(other_user, day, offset=1)]), 10)
+        await asyncio.sleep(0.3)
+        assert not waiting.done()
+        assert await daily(pool, user) == []
+        assert await daily(pool, other_user) != []
+    assert await asyncio.wait_for(waiting, 10) == []
+    assert await daily(pool, user) == [("steps", "2024-03-01", 1, 10.0, 10.0, 1)]
 
 
 async def test_unmappable_events_are_archived_and_a_fixed_mapper_replays_them(

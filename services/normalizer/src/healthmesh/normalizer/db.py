@@ -1,8 +1,9 @@
 """The normalizer's SQL: bulk upsert of samples (COPY into staging, then INSERT ... ON CONFLICT),
 the raw archive, import progress, and withdrawing samples."""
 
+import hashlib
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from operator import attrgetter
@@ -260,6 +261,26 @@ def _changed(r: asyncpg.Record) -> ChangedSample:
         revision=r["revision"],
         created=r["inserted"],
     )
+
+
+async def lock_series(conn: asyncpg.Connection, series: Iterable[tuple[UUID, str]]) -> None:
+    """Hold these (user, source) pairs until the caller's transaction ends, waiting for any
+    other transaction that holds one. Take it before writing their samples.
+
+    Rollups are recomputed from the samples a transaction sees. Two transactions writing one
+    user's source side by side (`reprocess` beside the live normalizer, or two consumers of a
+    partition during a rebalance) would each recompute a shared day without the other's
+    samples: a summary left short, or a clash on the rollup's key that sends good messages to
+    the DLQ. The locks are taken in one sorted order, so two writers never wait in a circle."""
+    keys = sorted({_series_lock_key(user, source) for user, source in series})
+    if keys:
+        await conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k", keys)
+
+
+def _series_lock_key(user: UUID, source: str) -> int:
+    """A stable 64-bit key (Python's own hash differs between processes)."""
+    digest = hashlib.blake2b(user.bytes + source.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 async def record_import_batches(conn: asyncpg.Connection, batches: list[ImportBatch]) -> None:

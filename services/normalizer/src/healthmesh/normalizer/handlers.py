@@ -160,6 +160,7 @@ class RawHandler:
             for w in m.result.withdrawals
         ]
         async with self._pool.acquire() as conn, conn.transaction():
+            await db.lock_series(conn, {(m.envelope.user_id, m.envelope.source) for m in mapped})
             await db.archive_raw(conn, raw)
             changed = await store(conn, self._outbox, self._topics, samples, traces)
             deleted = await db.withdraw_records(conn, withdrawn)
@@ -221,6 +222,7 @@ class ConnectionHandler:
         if change.event != "connection.disconnected" or not change.delete_data:
             return 0
         async with self._pool.acquire() as conn, conn.transaction():
+            await db.lock_series(conn, [(change.user_id, change.provider)])
             deleted = await db.delete_source_samples(conn, change.user_id, change.provider)
             await remove(conn, self._outbox, self._topics, deleted)
         if deleted:

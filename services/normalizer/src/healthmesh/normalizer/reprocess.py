@@ -58,6 +58,7 @@ async def reprocess(
         mapped: list[UUID] = []
         samples: list[Sample] = []
         withdrawn: list[tuple[UUID, str, str]] = []
+        series: set[tuple[UUID, str]] = set()
         for _, raw_id, body in page:
             report.events += 1
             try:
@@ -69,9 +70,11 @@ async def reprocess(
                     for w in result.withdrawals
                 ]
                 mapped.append(raw_id)
+                series.add((envelope.user_id, envelope.source))
             except Exception as exc:  # unreadable, unmappable or a mapper bug: reported
                 report.failed.append({"raw_event_id": str(raw_id), "reason": f"{exc}"[:300]})
         async with pool.acquire() as conn, conn.transaction():
+            await db.lock_series(conn, series)  # the live normalizer may be writing them too
             changed = await store(conn, outbox, topics, samples, {})
             stale = await db.withdraw_samples(conn, mapped, [s.id for s in samples])
             stale += await db.withdraw_records(conn, withdrawn)
