@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
 from healthmesh.common.logging import get_logger
+from healthmesh.common.shutdown import cancel_and_wait
 
 log = get_logger(__name__)
 
@@ -131,9 +132,7 @@ class Outbox:
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task, "outbox relay")
 
     async def relay_forever(
         self, pool: asyncpg.Pool, broker: KafkaBroker, idle_poll_s: float = 1.0

@@ -27,6 +27,7 @@ from healthmesh.common.http import (
 )
 from healthmesh.common.logging import configure_logging
 from healthmesh.common.outbox import Outbox
+from healthmesh.common.shutdown import close_pool, stop_within
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
 
@@ -57,9 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
             async with outbox.relaying(pool, broker):
                 yield
         finally:
-            await broker.stop()
-            await http.aclose()
-            await pool.close()
+            await stop_within("broker", broker.stop)
+            await stop_within("http client", http.aclose)
+            await close_pool(pool)
 
     app = FastAPI(title="HealthMesh auth", version="1", lifespan=lifespan)
     app.state.settings = settings

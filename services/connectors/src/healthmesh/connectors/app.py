@@ -30,6 +30,7 @@ from healthmesh.common.http import (
     install_operations,
 )
 from healthmesh.common.logging import configure_logging, get_logger
+from healthmesh.common.shutdown import close_pool, stop_within
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
 from healthmesh.connectors import jobs, routes
@@ -178,8 +179,8 @@ def create_app(settings: Settings) -> FastAPI:
                 ):
                     yield
         finally:
-            await broker.stop()
-            await pool.close()
+            await stop_within("broker", broker.stop)
+            await close_pool(pool)
 
     app = FastAPI(title="HealthMesh connectors", lifespan=lifespan)
     app.state.settings = settings
@@ -227,7 +228,9 @@ async def background(*loops: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await stop_within(
+            "background loops", lambda: asyncio.gather(*tasks, return_exceptions=True)
+        )
 
 
 def _report_death(task: "asyncio.Task[None]") -> None:

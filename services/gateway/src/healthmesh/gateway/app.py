@@ -30,6 +30,7 @@ from healthmesh.common.http import (
 from healthmesh.common.logging import configure_logging
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.service import collect_cycles_less_often
+from healthmesh.common.shutdown import close_pool, stop_within
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
 from healthmesh.gateway.resumable import sweep_forever
@@ -88,10 +89,10 @@ def create_app(settings: Settings, verifier: JwksVerifier | None = None) -> Fast
             finally:
                 sweeping.cancel()
         finally:
-            await broker.stop()
-            await http.aclose()
-            await writers.close()
-            await pool.close()
+            await stop_within("broker", broker.stop)
+            await stop_within("http client", http.aclose)
+            await close_pool(writers, "upload writers' pool")
+            await close_pool(pool)
 
     app = FastAPI(
         title="HealthMesh API",

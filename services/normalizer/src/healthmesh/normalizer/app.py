@@ -31,6 +31,7 @@ from healthmesh.common.http import (
 from healthmesh.common.logging import configure_logging, get_logger
 from healthmesh.common.outbox import Outbox
 from healthmesh.common.service import collect_cycles_less_often
+from healthmesh.common.shutdown import close_pool, stop_within
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import RAW_SOURCES, Topics, raw_topic
 from healthmesh.common.units import load_units
@@ -174,8 +175,8 @@ def create_app(settings: Settings) -> FastAPI:
             finally:
                 pruning.cancel()
         finally:
-            await broker.stop()
-            await pool.close()
+            await stop_within("broker", broker.stop)
+            await close_pool(pool)
 
     app = FastAPI(title="HealthMesh normalizer", lifespan=lifespan)
     subscribe_raw(broker, settings, app)

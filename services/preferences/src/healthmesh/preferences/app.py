@@ -24,6 +24,7 @@ from healthmesh.common.http import (
 )
 from healthmesh.common.logging import configure_logging
 from healthmesh.common.outbox import Outbox
+from healthmesh.common.shutdown import close_pool, stop_within
 from healthmesh.common.telemetry import install_tracing, make_tracer_provider
 from healthmesh.common.topics import Topics
 from healthmesh.preferences import sources
@@ -44,7 +45,7 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             pool = await open_pool(settings.database_url)
-            stack.push_async_callback(pool.close)
+            stack.push_async_callback(close_pool, pool)
             migrations = resources.files("healthmesh.preferences") / "migrations"
             await apply_migrations(pool, "preferences", migrations)
             if verifier is None:
@@ -53,7 +54,7 @@ def create_app(settings: Settings, verifier: TokenVerifier | None = None) -> Fas
             else:
                 app.state.verifier = verifier
             app.state.pool = pool
-            stack.push_async_callback(broker.stop)
+            stack.push_async_callback(stop_within, "broker", broker.stop)
             await broker.start()
             await stack.enter_async_context(outbox.relaying(pool, broker))
             yield
