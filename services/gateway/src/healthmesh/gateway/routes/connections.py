@@ -123,7 +123,11 @@ async def _internal(
     )
 
 
-@router.api_route("/v1/webhooks/{provider}", methods=["GET", "POST", "HEAD"])
+# One route per method, each with its own operation id (a multi-method route gives all of them
+# one, which OpenAPI forbids and client generators trip over).
+@router.get("/v1/webhooks/{provider}", operation_id="verify_webhook")
+@router.head("/v1/webhooks/{provider}", operation_id="probe_webhook")
+@router.post("/v1/webhooks/{provider}", operation_id="deliver_webhook")
 async def webhook(
     provider: ProviderId, request: Request, http: Http, settings: SettingsDep
 ) -> Response:
