@@ -2,14 +2,22 @@
 by its header, days kept whole, a cut or garbled line rejected alone, unsafe zips refused."""
 
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, cast
+from uuid import uuid4
 
+import asyncpg
 import pytest
+from faststream.kafka import KafkaBroker
 
 from healthmesh.common.apple_export import ArchiveLimits, UnsafeArchive
+from healthmesh.common.events import ImportRequested, WeightUnit
+from healthmesh.connectors.handlers import Importer
 from healthmesh.connectors.importers.csv_file import UnreadableFile
 from healthmesh.connectors.importers.diary_csv import DayBatch
 from healthmesh.connectors.importers.myfitnesspal import read_batches
+from healthmesh.connectors.settings import Settings
 
 SAMPLES = (
     Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "samples" / "myfitnesspal"
@@ -158,3 +166,102 @@ def test_a_file_of_another_kind_is_refused(tmp_path: Path) -> None:
         batches(write(tmp_path, cronometer))
     assert refused.value.where == "line 1"
     assert "Nutrition-Summary; Exercise-Summary; Measurement-Summary" in refused.value.reason
+
+
+# --- the unit of Measurement-Summary's `Weight` ------------------------------------------------
+
+WEIGHTS = b"Date,Weight\r\n2024-07-02,180.0\r\n2024-07-04,179.5\r\n"
+NUTRITION_DAY = HEADER.encode() + b"2024-07-02,Lunch,500.0,20.0,60.0,25.0,\r\n"
+
+
+def exercises(load_column: str) -> bytes:
+    """An Exercise-Summary as imperial (`Pounds`) or metric (`Kilograms`) accounts export it."""
+    return (
+        f"\ufeffDate,Exercise,Type,Exercise Calories,Exercise Minutes,Sets,Reps Per Set,"
+        f"{load_column},Steps,Note\r\n2024-07-02,Bench Press,Strength,0.0,0,3,8,135,,\r\n"
+    ).encode()
+
+
+def payloads(tmp_path: Path, upload: Path, weight_unit: WeightUnit | None) -> list[dict[str, Any]]:
+    """The raw payloads the importer publishes for `upload` (the batches as read; no broker or
+    database is needed to build them)."""
+    request = ImportRequested(
+        import_id=uuid4(),
+        user_id=uuid4(),
+        kind="myfitnesspal",
+        path=upload.name,
+        timezone="America/Chicago",
+        weight_unit=weight_unit,
+        requested_at=datetime.now(UTC),
+    )
+    importer = Importer(
+        cast(asyncpg.Pool, None), cast(KafkaBroker, None), Settings(upload_dir=tmp_path)
+    )
+    return [batch.payload for batch in importer._batches(request, upload)]
+
+
+def measurement_payload(found: list[dict[str, Any]]) -> dict[str, Any]:
+    [measured] = [p for p in found if p["file"] == "measurement"]
+    assert [r["values"]["Weight"] for r in measured["rows"]] == ["180.0", "179.5"]
+    return measured
+
+
+def emailed(tmp_path: Path, load_column: str) -> Path:
+    folder = f"File-Export-{RANGE}/"
+    return zipped(
+        tmp_path,
+        {
+            f"{folder}Nutrition-Summary-{RANGE}.csv": NUTRITION_DAY,
+            f"{folder}Measurement-Summary-{RANGE}.csv": WEIGHTS,
+            f"{folder}Exercise-Summary-{RANGE}.csv": exercises(load_column),
+        },
+    )
+
+
+@pytest.mark.parametrize(("load_column", "unit"), [("Pounds", "lb"), ("Kilograms", "kg")])
+def test_the_weight_unit_is_inferred_from_the_zips_exercise_summary(
+    tmp_path: Path, load_column: str, unit: str
+) -> None:
+    found = payloads(tmp_path, emailed(tmp_path, load_column), None)
+    measured = measurement_payload(found)
+    assert (measured["weight_unit"], measured["weight_unit_inferred"]) == (unit, True)
+    # only the measurement batches carry it: the other files have no unlabelled weight
+    others = [p for p in found if p["file"] != "measurement"]
+    assert [p["file"] for p in others] == ["nutrition", "exercise"]
+    assert all(sorted(p) == ["file", "rows", "timezone"] for p in others)
+
+
+def test_the_unit_given_at_upload_wins_and_is_not_inferred(tmp_path: Path) -> None:
+    measured = measurement_payload(payloads(tmp_path, emailed(tmp_path, "Pounds"), "kg"))
+    assert (measured["weight_unit"], measured["weight_unit_inferred"]) == ("kg", False)
+
+
+def test_a_lone_measurement_csv_has_nothing_to_infer_the_unit_from(tmp_path: Path) -> None:
+    upload = tmp_path / f"Measurement-Summary-{RANGE}.csv"
+    upload.write_bytes(WEIGHTS)
+    measured = measurement_payload(payloads(tmp_path, upload, None))
+    assert sorted(measured) == ["file", "rows", "timezone"]
+    given = measurement_payload(payloads(tmp_path, upload, "lb"))
+    assert (given["weight_unit"], given["weight_unit_inferred"]) == ("lb", False)
+
+
+def test_a_zip_without_an_exercise_summary_leaves_the_unit_out(tmp_path: Path) -> None:
+    upload = zipped(tmp_path, {f"Measurement-Summary-{RANGE}.csv": WEIGHTS})
+    assert sorted(measurement_payload(payloads(tmp_path, upload, None))) == [
+        "file",
+        "rows",
+        "timezone",
+    ]
+
+
+@needs_samples
+def test_the_real_metric_accounts_zip_says_kg(tmp_path: Path) -> None:
+    upload = zipped(
+        tmp_path,
+        {
+            f"Measurement-Summary-{RANGE}.csv": (SAMPLES / MEASUREMENT).read_bytes(),
+            f"Exercise-Summary-{RANGE}.csv": (SAMPLES / EXERCISE).read_bytes(),  # `Kilograms`
+        },
+    )
+    found = [p for p in payloads(tmp_path, upload, None) if p["file"] == "measurement"]
+    assert [(p["weight_unit"], p["weight_unit_inferred"]) for p in found] == [("kg", True)]

@@ -1,11 +1,13 @@
 """Cronometer and MyFitnessPal uploads: what is refused before anything is queued (not one of
 the source's exports, an unsafe zip, an unknown timezone), and the profile's zone as default."""
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from healthmesh.common.apple_export import ArchiveLimits
 from healthmesh.common.http import ApiError
@@ -13,6 +15,8 @@ from healthmesh.gateway.imports import check_diary_export, check_timezone, profi
 
 ZipOf = Callable[[dict[str, bytes]], Path]
 """conftest.zip_of: writes a zip of `{name: bytes}` entries, a new file each call."""
+PostImport = Callable[..., Awaitable[tuple[str, dict[str, Any]]]]
+"""conftest.post_import: posts an import, answers its id and its `imports.requested` message."""
 
 REFERENCE = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "samples"
 needs_samples = pytest.mark.skipif(
@@ -151,3 +155,66 @@ async def test_no_profile_answer_is_503_saying_what_to_send(status: int) -> None
         with pytest.raises(ApiError) as refused:
             await profile_timezone(http, "http://auth:8001", "Bearer t0ken")
     assert refused.value.status == 503 and "'timezone'" in refused.value.message
+
+
+# --- weight_unit: the unit of MyFitnessPal's `Weight` column -----------------------------------
+
+WEIGHTS = b"Date,Weight\r\n2024-07-02,180.0\r\n"
+CRONOMETER = b"Date,Energy (kcal),Protein (g),Completed\n2024-03-01,2000,100,true\n"
+
+
+def files_under(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+@pytest.mark.integration
+async def test_a_given_weight_unit_reaches_the_queued_import_request(
+    ada: dict[str, str], post_import: PostImport
+) -> None:
+    _, request = await post_import(
+        data={"kind": "myfitnesspal", "timezone": "America/Chicago", "weight_unit": "lb"},
+        files={"file": ("Measurement-Summary.csv", WEIGHTS, "text/csv")},
+        headers=ada,
+    )
+    assert (request["kind"], request["weight_unit"]) == ("myfitnesspal", "lb")
+    _, without = await post_import(
+        data={"kind": "myfitnesspal", "timezone": "America/Chicago"},
+        files={"file": ("Measurement-Summary.csv", WEIGHTS, "text/csv")},
+        headers=ada,
+    )
+    assert without["weight_unit"] is None  # the importer infers it, or the mapper assumes kg
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("kind", "data", "unit", "reason"),
+    [
+        ("myfitnesspal", WEIGHTS, "stone", "unknown weight_unit 'stone': expected one of kg, lb"),
+        ("myfitnesspal", WEIGHTS, "pounds", "unknown weight_unit 'pounds'"),
+        ("myfitnesspal", WEIGHTS, "", "unknown weight_unit ''"),
+        ("cronometer", CRONOMETER, "kg", "weight_unit is for myfitnesspal imports"),
+    ],
+    ids=["stone", "pounds", "empty", "cronometer"],
+)
+async def test_a_bad_weight_unit_is_422_and_nothing_is_queued(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    ada: dict[str, str],
+    tmp_path: Path,
+    kind: str,
+    data: bytes,
+    unit: str,
+    reason: str,
+) -> None:
+    answer = await client.post(
+        "/v1/imports",
+        data={"kind": kind, "timezone": "America/Chicago", "weight_unit": unit},
+        files={"file": ("export.csv", data, "text/csv")},
+        headers=ada,
+    )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_request" and reason in error["message"]
+    # the import row and its outbox message are written in one transaction: neither was
+    assert await app.state.pool.fetchval("SELECT count(*) FROM gateway.imports") == 0
+    assert files_under(tmp_path / "uploads") == []

@@ -280,6 +280,68 @@ def test_a_weight_header_with_its_unit_is_converted_and_not_flagged() -> None:
     assert (fat.metric, fat.value, fat.unit) == ("body_fat", 22.5, "%")
 
 
+def weighed(timezone: str | None = "UTC", **unit: Any) -> RawPayloadReceived:
+    """A Measurement-Summary payload of one 180 (lb or kg: the file does not say) weight, with
+    the importer's `weight_unit` keys, if any."""
+    measured = envelope(
+        "measurement", rows({"Date": "2024-07-02", "Weight": "180", "Body Fat": "22.5"}), timezone
+    )
+    assert isinstance(measured.payload, dict)
+    return measured.model_copy(update={"payload": {**measured.payload, **unit}})
+
+
+def test_a_weight_unit_given_at_upload_converts_the_weight_without_a_flag() -> None:
+    weight, fat = map_payload(weighed(weight_unit="lb", weight_unit_inferred=False)).samples
+    assert (weight.metric, weight.unit) == ("body_mass", "kg")
+    assert weight.value == pytest.approx(81.6466266)  # 180 lb * 0.45359237 kg/lb
+    assert (weight.quality, weight.quality_reason) == (1.0, None)
+    assert (fat.value, fat.quality) == (22.5, 1.0)  # its header names its unit: no change
+
+
+def test_a_weight_unit_inferred_from_the_exercise_summary_is_flagged() -> None:
+    [weight, _] = map_payload(weighed(weight_unit="lb", weight_unit_inferred=True)).samples
+    assert weight.value == pytest.approx(81.6466266)
+    assert (weight.quality, weight.quality_reason) == (
+        0.9,
+        "unit inferred from the export's Exercise-Summary (Pounds column)",
+    )
+    [kilos, _] = map_payload(weighed(weight_unit="kg", weight_unit_inferred=True)).samples
+    assert (kilos.value, kilos.quality) == (180.0, 0.9)
+    assert kilos.quality_reason == (
+        "unit inferred from the export's Exercise-Summary (Kilograms column)"
+    )
+
+
+def test_an_inferred_unit_without_a_zone_keeps_both_reasons() -> None:
+    [weight, _] = map_payload(weighed(None, weight_unit="lb", weight_unit_inferred=True)).samples
+    assert (weight.quality, weight.quality_reason) == (
+        0.9,
+        "local offset unknown; unit inferred from the export's Exercise-Summary (Pounds column)",
+    )
+
+
+def test_without_a_weight_unit_kg_is_assumed_and_flagged_as_before() -> None:
+    [weight, _] = map_payload(weighed()).samples
+    assert (weight.value, weight.unit) == (180.0, "kg")
+    assert (weight.quality, weight.quality_reason) == (0.5, ASSUMED_KG)
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        {"weight_unit": "stone"},
+        {"weight_unit": "LB"},
+        {"weight_unit": ["lb"]},
+        {"weight_unit": "lb", "weight_unit_inferred": "yes"},
+    ],
+)
+def test_a_weight_unit_other_than_kg_or_lb_makes_the_payload_unmappable(
+    unit: dict[str, Any],
+) -> None:
+    with pytest.raises(UnmappablePayload, match="weight_unit"):
+        map_payload(weighed(**unit))
+
+
 # --- rejections, unknown resources, empty rows, idempotence ------------------------------------
 
 

@@ -15,6 +15,8 @@ from healthmesh.common.vocabulary import METRICS, Category
 from healthmesh.common.zones import iana_zone
 
 ImportKind = Literal["apple_health", "csv", "cronometer", "myfitnesspal"]
+WeightUnit = Literal["kg", "lb"]
+"""Units of a diary export's unlabelled weight column (MyFitnessPal's `Weight`)."""
 
 
 class _Contract(BaseModel):
@@ -82,6 +84,13 @@ class ImportRequested(_Contract):
         description="IANA zone of the file's local dates and times (kind=cronometer, "
         "myfitnesspal: their exports carry no offset): the one given at upload, else the "
         "user's profile zone. Absent: UTC.",
+    )
+    weight_unit: WeightUnit | None = Field(
+        None,
+        description="Unit of the `Weight` column of MyFitnessPal's Measurement-Summary, which "
+        "names none (it follows the account setting), as given at upload (kind=myfitnesspal). "
+        "Absent: inferred by the importer from the export's Exercise-Summary (a `Pounds` or "
+        "`Kilograms` column), else kg assumed and the samples flagged.",
     )
     requested_at: datetime = Field(description="When the upload finished.")
 

@@ -198,6 +198,7 @@ class Importer:
                     settings.import_batch_bytes,
                 )
             )
+            weight = _weight_unit(request, path, settings) if request.kind == "myfitnesspal" else {}
             for day_batch in days:
                 resource = day_batch.export.resource
                 # The zone of the file's local dates: given at upload, else the user's profile's.
@@ -206,9 +207,21 @@ class Importer:
                     "timezone": request.timezone,
                     "rows": day_batch.rows,
                 }
+                if resource == "measurement":
+                    days_payload.update(weight)
                 yield FileBatch(resource, days_payload, day_batch.bytes_read, len(day_batch.rows))
         else:
             raise UnreadableFile("file", f"no importer for kind {request.kind!r} yet")
+
+
+def _weight_unit(request: ImportRequested, path: Path, settings: Settings) -> dict[str, Any]:
+    """What a MyFitnessPal measurement payload adds: the unit of its `Weight` column, which the
+    file does not name [MFP], as given at upload, else inferred from the zip's Exercise-Summary
+    (flagged as such by the mapper); nothing when neither says (the mapper assumes kg)."""
+    if request.weight_unit is not None:
+        return {"weight_unit": request.weight_unit, "weight_unit_inferred": False}
+    unit = myfitnesspal.inferred_weight_unit(path, settings.archive_limits)
+    return {} if unit is None else {"weight_unit": unit, "weight_unit_inferred": True}
 
 
 def raw_body(envelope: RawPayloadReceived, payload_json: bytes) -> bytes:

@@ -21,7 +21,7 @@ from healthmesh.common.diary_exports import (
     recognise,
     zip_members,
 )
-from healthmesh.common.events import CsvMapping, ImportKind
+from healthmesh.common.events import CsvMapping, ImportKind, WeightUnit
 from healthmesh.common.http import ApiError
 from healthmesh.common.zones import iana_zone
 from healthmesh.gateway.csv_mappings import check_csv_header, form_mapping
@@ -132,6 +132,26 @@ def check_diary_export(path: Path, kind: str, limits: ArchiveLimits) -> None:
             raise ApiError(422, "unsafe_archive", str(exc)) from None
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
             raise ApiError(422, "unreadable_file", f"the zip cannot be read: {exc}") from None
+
+
+WEIGHT_UNITS: tuple[WeightUnit, ...] = get_args(WeightUnit)
+
+
+def check_weight_unit(kind: str, unit: str | None) -> WeightUnit | None:
+    """The upload's `weight_unit` field: the unit of MyFitnessPal's `Weight` column, which the
+    file does not name (it follows the account setting) [MFP Measurement-Summary]."""
+    if unit is None:
+        return None
+    if kind != "myfitnesspal":
+        raise ApiError(422, "invalid_request", "weight_unit is for myfitnesspal imports")
+    for known in WEIGHT_UNITS:
+        if unit == known:
+            return known
+    raise ApiError(
+        422,
+        "invalid_request",
+        f"unknown weight_unit {unit!r}: expected one of {', '.join(WEIGHT_UNITS)}",
+    )
 
 
 def check_timezone(kind: str, name: str | None) -> str | None:

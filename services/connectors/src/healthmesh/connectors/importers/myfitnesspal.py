@@ -10,17 +10,29 @@ shared/reference/providers/myfitnesspal.md ("[MFP]").
 """
 
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from healthmesh.common.apple_export import ArchiveLimits
-from healthmesh.common.diary_exports import NotAnExport, zip_members
+from healthmesh.common.apple_export import ArchiveLimits, UnsafeArchive
+from healthmesh.common.diary_exports import (
+    HEAD_BYTES,
+    NotAnExport,
+    column_name,
+    header_of,
+    recognise,
+    zip_members,
+)
+from healthmesh.common.events import WeightUnit
 from healthmesh.connectors.importers.csv_file import UnreadableFile
 from healthmesh.connectors.importers.diary_csv import DayBatch, read_day_batches
 
 SOURCE = "myfitnesspal"
 DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y")
 """`Date` is YYYY-MM-DD [MFP]; M/D/YYYY after a spreadsheet re-save, as the mapper accepts."""
+LOAD_COLUMNS: dict[str, WeightUnit] = {"pounds": "lb", "kilograms": "kg"}
+"""Exercise-Summary's load column, named after the account's unit: `Kilograms` (metric) or
+`Pounds` (imperial) [MFP Exercise-Summary]."""
 
 
 def read_batches(
@@ -49,3 +61,27 @@ def read_batches(
                     except UnreadableFile as exc:
                         where = f"{member.filename}, {exc.where}"
                         raise UnreadableFile(where, exc.reason) from None
+
+
+def inferred_weight_unit(path: Path, limits: ArchiveLimits) -> WeightUnit | None:
+    """The account's weight unit, from the header of the zip's Exercise-Summary: the
+    Measurement-Summary's `Weight` names none, but both follow the same account setting [MFP].
+    None for a lone CSV (nothing to infer from), a zip without an Exercise-Summary or one naming
+    both units or neither. Reads only each member's head. A zip that cannot be read answers None
+    too: `read_batches` refuses it, saying where and why."""
+    found: set[WeightUnit] = set()
+    try:
+        with path.open("rb") as raw:
+            if not zipfile.is_zipfile(raw):
+                return None
+            raw.seek(0)
+            with zipfile.ZipFile(raw) as archive:
+                for member in zip_members(archive, limits):
+                    with archive.open(member) as member_file:
+                        header = header_of(member_file.read(HEAD_BYTES))
+                    if recognise(SOURCE, header).resource == "exercise":
+                        names = {column_name(h) for h in header}
+                        found.update(unit for name, unit in LOAD_COLUMNS.items() if name in names)
+    except (NotAnExport, UnsafeArchive, zipfile.BadZipFile, zlib.error, EOFError, OSError):
+        return None
+    return found.pop() if len(found) == 1 else None

@@ -25,7 +25,13 @@ from healthmesh.gateway.deps import (
     TopicsDep,
     bearer_token,
 )
-from healthmesh.gateway.imports import check_kind, check_upload, import_view, profile_timezone
+from healthmesh.gateway.imports import (
+    check_kind,
+    check_upload,
+    check_weight_unit,
+    import_view,
+    profile_timezone,
+)
 from healthmesh.gateway.resumable import (
     Upload,
     no_such_upload,
@@ -63,6 +69,13 @@ _UPLOAD_BODY = multipart_body(
             "description": "IANA zone of the file's dates (cronometer, myfitnesspal); "
             "default: the profile's",
         },
+        "weight_unit": {
+            "type": "string",
+            "enum": ["kg", "lb"],
+            "description": "unit of the Measurement-Summary's `Weight` column, which names none "
+            "(myfitnesspal); default: inferred from the Exercise-Summary in the zip, else kg "
+            "(flagged)",
+        },
     },
 )
 
@@ -89,6 +102,7 @@ async def create_import(
     try:
         file, upload = await _file_of(form, pool, caller.user_id, settings.upload_dir, incoming)
         kind = check_kind(form.fields.get("kind"))
+        weight_unit = check_weight_unit(kind, form.fields.get("weight_unit"))
         mapping, timezone = await check_upload(
             kind,
             incoming,
@@ -107,6 +121,7 @@ async def create_import(
             path=f"{caller.user_id}/{import_id}",
             mapping=mapping,
             timezone=timezone,
+            weight_unit=weight_unit,
             requested_at=datetime.now(UTC),
         )
         await _queue(pool, outbox, topics, settings.upload_dir, incoming, requested, file, upload)

@@ -11,6 +11,8 @@ whole local days. Reference: shared/reference/providers/myfitnesspal.md ("[MFP]"
 - exercise: a `workout` per row with minutes (energy in details only); `Steps` (carried by the
   tracker's "calorie adjustment" rows [MFP]) summed into the day's `steps`.
 - measurement: `Weight` and body fat, one sample per cell, covering its local day (no time).
+  `Weight` names no unit [MFP]: the payload's "weight_unit" ("kg"/"lb", given at upload, or
+  inferred from the zip's Exercise-Summary when "weight_unit_inferred"), else kg assumed.
 
 The payload reading, day totals and workouts are in `sources/diary.py`, shared with the
 Cronometer mapper: both are diary exports of the same shape.
@@ -22,7 +24,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from healthmesh.common.events import RawPayloadReceived
+from healthmesh.common.events import RawPayloadReceived, WeightUnit
 from healthmesh.normalizer.mapping import (
     BadRecord,
     MappingResult,
@@ -74,6 +76,8 @@ _MEASUREMENTS: dict[str, tuple[str, str | None]] = {
     "body fat %": ("body_fat", "%"),
 }
 _ASSUMED_KG = (0.5, "unit not in the file (kg or lb per account setting): kg assumed")
+_LOAD_COLUMN: dict[WeightUnit, str] = {"kg": "Kilograms", "lb": "Pounds"}
+"""The Exercise-Summary column the importer inferred each weight unit from [MFP]."""
 _DATE = ("Date",)
 _ADJUSTMENT = " calorie adjustment"
 _STEPS = Column("Steps", "steps", "count")
@@ -148,10 +152,36 @@ def _exercise(envelope: RawPayloadReceived, export: Export) -> MappingResult:
 
 
 def _measurement(envelope: RawPayloadReceived, export: Export) -> MappingResult:
-    return map_records(export.rows, lambda row: _measurement_row(envelope, export, row))
+    weight = _weight_unit(envelope)
+    return map_records(export.rows, lambda row: _measurement_row(envelope, export, weight, row))
 
 
-def _measurement_row(envelope: RawPayloadReceived, export: Export, row: Any) -> list[Sample]:
+def _weight_unit(envelope: RawPayloadReceived) -> tuple[str, tuple[float, str | None]]:
+    """The unit of the unlabelled `Weight` column [MFP] and how sure it is: the payload's
+    `weight_unit` as given at upload (sure), or inferred by the importer from the export's
+    Exercise-Summary (likely: both follow the account setting), else kg assumed. A unit other
+    than kg/lb makes the whole payload unmappable: every weight in it would be wrong."""
+    payload = envelope.payload if isinstance(envelope.payload, dict) else {}
+    unit = payload.get("weight_unit")
+    inferred = payload.get("weight_unit_inferred", False)
+    if unit is None:
+        return "kg", _ASSUMED_KG
+    if not isinstance(unit, str) or unit not in _LOAD_COLUMN:
+        raise UnmappablePayload(f"myfitnesspal weight_unit {unit!r} is neither kg nor lb")
+    if not isinstance(inferred, bool):
+        raise UnmappablePayload(f"myfitnesspal weight_unit_inferred {inferred!r} is not a bool")
+    if inferred:
+        column = _LOAD_COLUMN[unit]
+        return unit, (0.9, f"unit inferred from the export's Exercise-Summary ({column} column)")
+    return unit, (1.0, None)
+
+
+def _measurement_row(
+    envelope: RawPayloadReceived,
+    export: Export,
+    weight: tuple[str, tuple[float, str | None]],
+    row: Any,
+) -> list[Sample]:
     """`Date,Weight[,...]`: a date without a time, so each value covers its local day [MFP]."""
     values = cells(row)
     day = read_day(values, _DATE)
@@ -165,7 +195,7 @@ def _measurement_row(envelope: RawPayloadReceived, export: Export, row: Any) -> 
         metric, default_unit = spec
         flag = export.quality
         if unit is None and default_unit is None:
-            unit, flag = "kg", combined(export.quality, _ASSUMED_KG)
+            unit, flag = weight[0], combined(export.quality, weight[1])
         unit = checked_unit(metric, unit or default_unit, (header, text))
         found.append((header, metric, unit, number(header, text), flag))
     return [
