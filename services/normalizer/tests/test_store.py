@@ -74,13 +74,14 @@ def message(
     offset: int = 0,
     source: str = "test",
     withdraw: list[str] | None = None,
+    fetched_at: datetime | None = None,
 ) -> RawMessage:
     envelope = RawPayloadReceived(
         id=uuid.uuid4(),
         user_id=user,
         source=source,
         resource="samples",
-        fetched_at=datetime.now(UTC),
+        fetched_at=fetched_at or datetime.now(UTC),
         payload={"samples": samples, "withdraw": withdraw or []},
     )
     return RawMessage("t.raw.test", 0, offset, str(user).encode(), orjson.dumps(dump(envelope)))
@@ -528,6 +529,33 @@ async def test_a_record_the_source_deleted_is_withdrawn_and_announced(
     assert [r["user_id"] for r in owners] == [other]
     assert await daily(pool, user) == []
     assert (await events(pool))[-1] == ("deleted", "workout", 2)
+
+
+async def test_a_payload_fetched_before_a_records_deletion_does_not_bring_it_back(
+    pool: asyncpg.Pool,
+) -> None:
+    """A sync already under way when the deletion webhook came publishes the record as it was;
+    only a fetch after the deletion may store it again."""
+    user = uuid.uuid4()
+    ride = {"metric": "workout", "unit": "s", "start": "2024-03-01T10:00:00Z", "id": "7"}
+    ride = {**ride, "value": 3600, "end": "2024-03-01T11:00:00Z"}
+    other_ride = {**ride, "id": "8", "start": "2024-03-02T10:00:00Z", "end": "2024-03-02T11:00:00Z"}
+    t0, t1, t2, t3 = (datetime(2024, 3, 5, hour, tzinfo=UTC) for hour in (8, 9, 10, 11))
+    await handler(pool).handle([message(user, [ride], fetched_at=t0)])
+    await handler(pool).handle([message(user, [], withdraw=["7"], fetched_at=t2)])
+
+    await handler(pool).handle([message(user, [ride, other_ride], fetched_at=t1)])
+    stored = await pool.fetch(
+        "SELECT source_record_id FROM normalizer.samples WHERE user_id = $1", user
+    )
+    assert [r["source_record_id"] for r in stored] == ["8"]
+    assert [d[1] for d in await daily(pool, user)] == ["2024-03-02"]
+
+    await handler(pool).handle([message(user, [ride], fetched_at=t3)])
+    stored = await pool.fetch(
+        "SELECT source_record_id FROM normalizer.samples WHERE user_id = $1 ORDER BY 1", user
+    )
+    assert [r["source_record_id"] for r in stored] == ["7", "8"]
 
 
 async def test_deleting_a_sources_samples_empties_its_rollups(pool: asyncpg.Pool) -> None:

@@ -299,8 +299,11 @@ async def _pull_resource(
 
     for window_start, window_end in windows(start, end, resource.max_window):
         items = published = pages = 0
+        # Stamped with when the window's first page was asked for: a deletion webhook heard of
+        # later wins over the record as these pages held it (the normalizer's drop_withdrawn).
+        asked_at = datetime.now(UTC)
         async for batch in batches(resource, window_start, window_end, send_page):
-            events = envelopes(provider, resource, job.user_id, batch, datetime.now(UTC))
+            events = envelopes(provider, resource, job.user_id, batch, asked_at)
             await publish_many(deps.broker, topic, key, [dump(event) for event in events])
             items += len(batch)
             published += len(events)

@@ -306,13 +306,40 @@ async def record_import_batches(conn: asyncpg.Connection, batches: list[ImportBa
     )
 
 
+class Withdrawn(NamedTuple):
+    """A record its source deleted, and when the deletion was heard of (the tombstone's
+    `fetched_at`)."""
+
+    user_id: UUID
+    source: str
+    source_record_id: str
+    withdrawn_at: datetime
+
+
 async def withdraw_records(
-    conn: asyncpg.Connection, withdrawn: Sequence[tuple[UUID, str, str]]
+    conn: asyncpg.Connection, withdrawn: Sequence[Withdrawn]
 ) -> list[ChangedSample]:
-    """Delete every sample of (user, source, record id): records the source deleted."""
+    """Delete every sample of (user, source, record id): records the source deleted. Each is
+    remembered with its time, so a payload fetched before it cannot bring it back
+    (`drop_withdrawn`)."""
     if not withdrawn:
         return []
-    users, sources, records = (list(column) for column in zip(*withdrawn, strict=True))
+    users, sources, records, times = (list(column) for column in zip(*withdrawn, strict=True))
+    await conn.execute(
+        """INSERT INTO normalizer.withdrawn_records AS w
+               (user_id, source, source_record_id, withdrawn_at)
+           SELECT k.user_id, k.source, k.record, max(k.at)
+           FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[])
+                AS k(user_id, source, record, at)
+           WHERE k.record <> ''
+           GROUP BY k.user_id, k.source, k.record
+           ON CONFLICT (user_id, source, source_record_id) DO UPDATE
+           SET withdrawn_at = greatest(w.withdrawn_at, EXCLUDED.withdrawn_at)""",
+        users,
+        sources,
+        records,
+        times,
+    )
     rows = await conn.fetch(
         f"""DELETE FROM normalizer.samples AS s
             USING unnest($1::uuid[], $2::text[], $3::text[]) AS w(user_id, source, record)
@@ -325,6 +352,37 @@ async def withdraw_records(
         records,
     )
     return [_changed(r) for r in rows]
+
+
+async def drop_withdrawn(
+    conn: asyncpg.Connection, samples: list[Sample], fetched_at: dict[UUID, datetime]
+) -> list[Sample]:
+    """`samples` without those of records their source deleted after the payload they come
+    from was fetched (`fetched_at` by raw event id): a sync already under way when a deletion
+    webhook came would otherwise bring the deleted record back."""
+    keys = {(s.user_id, s.source, s.source_record_id) for s in samples if s.source_record_id}
+    if not keys:
+        return samples
+    users, sources, records = (list(column) for column in zip(*keys, strict=True))
+    rows = await conn.fetch(
+        """SELECT w.user_id, w.source, w.source_record_id, w.withdrawn_at
+           FROM unnest($1::uuid[], $2::text[], $3::text[]) AS k(user_id, source, record)
+           JOIN normalizer.withdrawn_records AS w
+             ON w.user_id = k.user_id AND w.source = k.source AND w.source_record_id = k.record""",
+        users,
+        sources,
+        records,
+    )
+    if not rows:
+        return samples
+    deleted_at = {(r[0], r[1], r[2]): r[3] for r in rows}
+    kept = []
+    for s in samples:
+        deleted = deleted_at.get((s.user_id, s.source, s.source_record_id))
+        fetched = fetched_at.get(s.raw_event_id)
+        if deleted is None or fetched is None or fetched >= deleted:
+            kept.append(s)
+    return kept
 
 
 async def record_rejections(

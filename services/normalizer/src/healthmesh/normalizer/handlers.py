@@ -155,13 +155,17 @@ class RawHandler:
         ]
         traces = {item.envelope.id: item.message.trace_context for item in mapped}
         withdrawn = [
-            (m.envelope.user_id, m.envelope.source, w.source_record_id)
+            db.Withdrawn(
+                m.envelope.user_id, m.envelope.source, w.source_record_id, m.envelope.fetched_at
+            )
             for m in mapped
             for w in m.result.withdrawals
         ]
+        fetched_at = {m.envelope.id: m.envelope.fetched_at for m in mapped}
         async with self._pool.acquire() as conn, conn.transaction():
             await db.lock_series(conn, {(m.envelope.user_id, m.envelope.source) for m in mapped})
             await db.archive_raw(conn, raw)
+            samples = await db.drop_withdrawn(conn, samples, fetched_at)
             changed = await store(conn, self._outbox, self._topics, samples, traces)
             deleted = await db.withdraw_records(conn, withdrawn)
             await remove(conn, self._outbox, self._topics, deleted)

@@ -57,7 +57,8 @@ async def reprocess(
         after = (page[-1][0], page[-1][1])
         mapped: list[UUID] = []
         samples: list[Sample] = []
-        withdrawn: list[tuple[UUID, str, str]] = []
+        withdrawn: list[db.Withdrawn] = []
+        fetched_at: dict[UUID, datetime] = {}
         series: set[tuple[UUID, str]] = set()
         for _, raw_id, body in page:
             report.events += 1
@@ -66,15 +67,19 @@ async def reprocess(
                 result = map_payload(envelope, registry)
                 samples.extend(result.samples)
                 withdrawn += [
-                    (envelope.user_id, envelope.source, w.source_record_id)
+                    db.Withdrawn(
+                        envelope.user_id, envelope.source, w.source_record_id, envelope.fetched_at
+                    )
                     for w in result.withdrawals
                 ]
+                fetched_at[envelope.id] = envelope.fetched_at
                 mapped.append(raw_id)
                 series.add((envelope.user_id, envelope.source))
             except Exception as exc:  # unreadable, unmappable or a mapper bug: reported
                 report.failed.append({"raw_event_id": str(raw_id), "reason": f"{exc}"[:300]})
         async with pool.acquire() as conn, conn.transaction():
             await db.lock_series(conn, series)  # the live normalizer may be writing them too
+            samples = await db.drop_withdrawn(conn, samples, fetched_at)
             changed = await store(conn, outbox, topics, samples, {})
             stale = await db.withdraw_samples(conn, mapped, [s.id for s in samples])
             stale += await db.withdraw_records(conn, withdrawn)
