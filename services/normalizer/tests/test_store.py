@@ -537,8 +537,8 @@ async def test_a_payload_fetched_before_a_records_deletion_does_not_bring_it_bac
     """A sync already under way when the deletion webhook came publishes the record as it was;
     only a fetch after the deletion may store it again."""
     user = uuid.uuid4()
-    ride = {"metric": "workout", "unit": "s", "start": "2024-03-01T10:00:00Z", "id": "7"}
-    ride = {**ride, "value": 3600, "end": "2024-03-01T11:00:00Z"}
+    ride: dict[str, Any] = {"metric": "workout", "unit": "s", "value": 3600, "id": "7"}
+    ride |= {"start": "2024-03-01T10:00:00Z", "end": "2024-03-01T11:00:00Z"}
     other_ride = {**ride, "id": "8", "start": "2024-03-02T10:00:00Z", "end": "2024-03-02T11:00:00Z"}
     t0, t1, t2, t3 = (datetime(2024, 3, 5, hour, tzinfo=UTC) for hour in (8, 9, 10, 11))
     await handler(pool).handle([message(user, [ride], fetched_at=t0)])
